@@ -1,0 +1,1 @@
+//! Query engines: PromQL, LogQL and TraceQL (not built yet).

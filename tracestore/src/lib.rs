@@ -1,0 +1,1 @@
+//! Trace storage engine: span blocks with a trace-id index and attribute indexes (not built yet).

@@ -1,0 +1,226 @@
+//! Sample chunks: compressed runs of `(timestamp ms, f64 value)` samples of
+//! one series.
+//!
+//! Two encodings share one header (a big-endian `u16` sample count):
+//!
+//! * [`Encoding::Xor`] — Gorilla/Prometheus XOR chunks (see `xor.rs`). The
+//!   head appends to one open [`XorAppender`] per series; its
+//!   [`bytes`](XorAppender::bytes) are a decodable chunk after every append.
+//! * [`Encoding::Decimal`] — values as integers scaled by 10^k with per-chunk
+//!   tuned integer codes (see `decimal.rs`). Only possible when every value
+//!   round-trips bit-exactly; usually much smaller for counters and gauges.
+//!
+//! ```text
+//!   scrape ──append──▶ XorAppender (head, ≤ MAX_SAMPLES_PER_CHUNK samples)
+//!                          │ bytes(): queries read the open chunk
+//!                          │ into_bytes(): chunk cut
+//!                          ▼
+//!                     Xor chunk ──decode_all──▶ samples ──encode_best──▶ block
+//!                                                             (Xor or Decimal)
+//!   block / head chunk ──ChunkIter::new(encoding, bytes)──▶ (t, v) samples
+//! ```
+//!
+//! Invariants:
+//! * Values round-trip bit for bit (NaN payloads, the stale marker, -0.0).
+//! * Encoders accept timestamps in any order, including equal and extreme
+//!   ones; arithmetic wraps and never panics.
+//! * Decoders never panic and never read out of bounds on arbitrary bytes: a
+//!   truncated or corrupt chunk yields [`ChunkError`] carrying the bit offset.
+//!   A chunk must end exactly after its last sample (zero padding only).
+//! * The encoding is not stored in the chunk; the caller keeps it beside the
+//!   chunk (e.g. in the block index) and passes it to [`ChunkIter::new`].
+
+mod bits;
+mod decimal;
+mod xor;
+
+#[cfg(test)]
+mod tests;
+
+use std::iter::FusedIterator;
+
+pub use xor::XorAppender;
+
+use decimal::DecimalDecoder;
+use xor::XorDecoder;
+
+/// Number of samples at which the head cuts a chunk.
+pub const MAX_SAMPLES_PER_CHUNK: usize = 120;
+
+/// Chunk encoding, stored by the caller next to the chunk bytes.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// Gorilla XOR chunks, as Prometheus's `chunkenc.XORChunk`.
+    Xor = 1,
+    /// Values as scaled decimal integers with adaptive integer codes.
+    Decimal = 2,
+}
+
+impl Encoding {
+    /// Parses the on-disk encoding byte.
+    pub fn from_u8(b: u8) -> Result<Encoding, ChunkError> {
+        match b {
+            1 => Ok(Encoding::Xor),
+            2 => Ok(Encoding::Decimal),
+            other => Err(ChunkError::UnknownEncoding(other)),
+        }
+    }
+}
+
+/// Why a chunk could not be decoded. Offsets are in bits from the start of
+/// the chunk bytes.
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum ChunkError {
+    /// The chunk ended before its header or a sample was complete; `offset`
+    /// is where the incomplete header field or sample starts.
+    #[error("chunk truncated: header field or sample at bit {offset} (byte {}) runs past the end", offset / 8)]
+    Truncated {
+        /// Bit offset of the incomplete field or sample.
+        offset: u64,
+    },
+    /// The encoding byte names no known encoding.
+    #[error("unknown chunk encoding {0}")]
+    UnknownEncoding(u8),
+    /// The bytes cannot have been written by the encoder.
+    #[error("corrupt chunk at bit {offset} (byte {}): {reason}", offset / 8)]
+    Corrupt {
+        /// Bit offset of the offending field (or of its sample).
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Encodes `samples` with `enc`.
+///
+/// Returns `None` when `enc` cannot represent the samples exactly: Decimal
+/// needs every value to be `m / 10^k` for an integer `m` and `k ≤ 15` (so no
+/// NaN, ±Inf or -0.0). Xor always succeeds.
+pub fn encode(enc: Encoding, samples: &[(i64, f64)]) -> Option<Vec<u8>> {
+    match enc {
+        Encoding::Xor => Some(encode_xor(samples)),
+        Encoding::Decimal => decimal::encode(samples),
+    }
+}
+
+fn encode_xor(samples: &[(i64, f64)]) -> Vec<u8> {
+    // ~2 bytes per sample is typical; the appender grows if needed.
+    let mut a = XorAppender::with_capacity(16 + samples.len() * 2);
+    for &(t, v) in samples {
+        a.append(t, v);
+    }
+    a.into_bytes()
+}
+
+/// Encodes `samples` with whichever encoding gives the fewest bytes (Xor on
+/// a tie, as it decodes slightly faster).
+pub fn encode_best(samples: &[(i64, f64)]) -> (Encoding, Vec<u8>) {
+    let xor = encode_xor(samples);
+    match decimal::encode(samples) {
+        Some(dec) if dec.len() < xor.len() => (Encoding::Decimal, dec),
+        _ => (Encoding::Xor, xor),
+    }
+}
+
+/// Decodes a whole chunk.
+///
+/// The header's sample count only sizes the first allocation up to 64 Ki
+/// samples; a chunk claiming more grows the vector as samples decode.
+pub fn decode_all(enc: Encoding, data: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let mut it = ChunkIter::new(enc, data)?;
+    let mut out = Vec::with_capacity(it.num_samples().min(1 << 16));
+    out.extend(&mut it);
+    match it.err {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+enum Inner<'a> {
+    Xor(XorDecoder<'a>),
+    Decimal(DecimalDecoder<'a>),
+    Done,
+}
+
+/// Decoding iterator over a chunk's samples.
+///
+/// Never panics on arbitrary bytes. On corruption it stops, and
+/// [`err`](Self::err) says why; a chunk that decodes fully but has bytes left
+/// over also ends with an error.
+pub struct ChunkIter<'a> {
+    inner: Inner<'a>,
+    count: u64,
+    err: Option<ChunkError>,
+}
+
+impl<'a> ChunkIter<'a> {
+    /// Starts decoding `data`; fails if the header is truncated or corrupt.
+    pub fn new(enc: Encoding, data: &'a [u8]) -> Result<Self, ChunkError> {
+        let (inner, count) = match enc {
+            Encoding::Xor => {
+                let d = XorDecoder::new(data)?;
+                let c = d.count();
+                (Inner::Xor(d), c)
+            }
+            Encoding::Decimal => {
+                let d = DecimalDecoder::new(data)?;
+                let c = d.count();
+                (Inner::Decimal(d), c)
+            }
+        };
+        Ok(ChunkIter {
+            inner,
+            count,
+            err: None,
+        })
+    }
+
+    /// Why decoding stopped early, if it did.
+    pub fn err(&self) -> Option<&ChunkError> {
+        self.err.as_ref()
+    }
+
+    /// Number of samples the header declares (saturating on 32-bit targets).
+    pub fn num_samples(&self) -> usize {
+        usize::try_from(self.count).unwrap_or(usize::MAX)
+    }
+
+    #[cold]
+    fn finish(&mut self, res: Result<Option<(i64, f64)>, ChunkError>) -> Option<(i64, f64)> {
+        self.inner = Inner::Done;
+        if let Err(e) = res {
+            self.err = Some(e);
+        }
+        None
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = (i64, f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(i64, f64)> {
+        let res = match &mut self.inner {
+            Inner::Xor(d) => d.next_sample(),
+            Inner::Decimal(d) => d.next_sample(),
+            Inner::Done => return None,
+        };
+        match res {
+            Ok(Some(s)) => Some(s),
+            other => self.finish(other),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let rem = match &self.inner {
+            Inner::Xor(d) => d.remaining(),
+            Inner::Decimal(d) => d.remaining(),
+            Inner::Done => 0,
+        };
+        // Corruption may end the iteration early, so the lower bound is 0.
+        (0, usize::try_from(rem).ok())
+    }
+}
+
+impl FusedIterator for ChunkIter<'_> {}

@@ -1,0 +1,705 @@
+//! Tests for the chunk encodings: round-trip proptests with edge-biased
+//! inputs, corruption and truncation, golden files, and a size report.
+
+use super::*;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// Prometheus's stale marker: a signalling-looking NaN with payload 2.
+const STALE: f64 = f64::from_bits(0x7ff0_0000_0000_0002);
+
+/// Samples as comparable bits, so NaN payloads and -0.0 count.
+fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+fn decoded_bits(enc: Encoding, data: &[u8]) -> Result<Vec<(i64, u64)>, ChunkError> {
+    decode_all(enc, data).map(|s| bits(&s))
+}
+
+// ---------------------------------------------------------------- strategies
+
+const EDGE_F64: [f64; 21] = [
+    f64::NAN,
+    STALE,
+    f64::from_bits(0xfff8_0000_0000_0000), // -NaN
+    f64::from_bits(0x7ff8_dead_beef_0001), // NaN with payload
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    0.0,
+    -0.0,
+    f64::MIN,
+    f64::MAX,
+    f64::MIN_POSITIVE,
+    f64::from_bits(1),                     // smallest subnormal
+    f64::from_bits(0x800f_ffff_ffff_ffff), // largest negative subnormal
+    f64::EPSILON,
+    1.0,
+    -1.0,
+    0.1,
+    0.3,
+    1e15,
+    9_007_199_254_740_993.0, // 2^53 + 1 (rounds to 2^53)
+    -9_223_372_036_854_775_808.0,
+];
+
+const EDGE_I64: [i64; 8] = [
+    i64::MIN,
+    i64::MAX,
+    i64::MIN + 1,
+    i64::MAX - 1,
+    0,
+    -1,
+    1,
+    1_700_000_000_000,
+];
+
+fn edge_f64() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => prop::sample::select(&EDGE_F64[..]),
+        2 => (-1000i64..1000).prop_map(|i| i as f64),
+        2 => (-100_000i64..100_000).prop_map(|i| i as f64 / 100.0),
+        2 => any::<u64>().prop_map(f64::from_bits),
+        1 => proptest::num::f64::ANY,
+    ]
+}
+
+fn edge_i64() -> impl Strategy<Value = i64> {
+    prop_oneof![
+        1 => prop::sample::select(&EDGE_I64[..]),
+        1 => any::<i64>(),
+    ]
+}
+
+/// Lengths biased to 0, 1, 2, 3 and a long chunk.
+fn edge_len() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        4 => Just(0usize),
+        4 => Just(1usize),
+        4 => Just(2usize),
+        2 => Just(3usize),
+        30 => 4usize..200,
+        1 => Just(10_000usize),
+    ]
+}
+
+fn timestamps(n: usize) -> impl Strategy<Value = Vec<i64>> {
+    prop_oneof![
+        // Scrape-like: start + i·step + jitter, wrapping.
+        3 => (any::<i64>(), 1i64..100_000, prop::collection::vec(-5i64..=5, n)).prop_map(
+            |(start, step, jitter)| {
+                jitter
+                    .iter()
+                    .enumerate()
+                    .map(|(i, j)| start.wrapping_add(step.wrapping_mul(i as i64)).wrapping_add(*j))
+                    .collect()
+            }
+        ),
+        // Arbitrary order, extremes included.
+        2 => prop::collection::vec(edge_i64(), n),
+        // Non-decreasing with many equal timestamps.
+        1 => (edge_i64(), prop::collection::vec(0i64..3, n)).prop_map(|(start, incs)| {
+            incs.iter()
+                .scan(start, |t, d| {
+                    *t = t.wrapping_add(*d);
+                    Some(*t)
+                })
+                .collect()
+        }),
+    ]
+}
+
+fn values(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop_oneof![
+        2 => prop::collection::vec(edge_f64(), n),
+        // Few distinct values: exercises the XOR "same value" and window reuse.
+        2 => (prop::collection::vec(edge_f64(), 1..4), prop::collection::vec(any::<Index>(), n))
+            .prop_map(|(pool, idx)| idx.iter().map(|i| *i.get(&pool)).collect()),
+        // Decimal counters with k = 0..=3 digits.
+        2 => (0i64..1_000_000, prop::collection::vec(0i64..500, n), 0i32..4).prop_map(
+            |(start, incs, k)| {
+                let div = 10f64.powi(k);
+                incs.iter()
+                    .scan(start, |m, d| {
+                        *m += d;
+                        Some(*m as f64 / div)
+                    })
+                    .collect()
+            }
+        ),
+    ]
+}
+
+fn samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    edge_len().prop_flat_map(|n| {
+        (timestamps(n), values(n)).prop_map(|(ts, vs)| ts.into_iter().zip(vs).collect())
+    })
+}
+
+/// Decimal-friendly samples: integers or fixed-point values with up to 6
+/// decimals and |m| ≤ 2^53, which Decimal must accept.
+fn decimal_samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    edge_len().prop_flat_map(|n| {
+        let limit = 1i64 << 53;
+        (
+            timestamps(n),
+            prop::collection::vec(-limit..=limit, n),
+            0i32..=6,
+            prop::bool::ANY,
+        )
+            .prop_map(move |(ts, ms, k, small)| {
+                let div = 10f64.powi(k);
+                let ms = ms.into_iter().map(|m| if small { m % 100_000 } else { m });
+                ts.into_iter().zip(ms.map(|m| m as f64 / div)).collect()
+            })
+    })
+}
+
+// ---------------------------------------------------------------- round trips
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn xor_round_trip(s in samples()) {
+        let data = encode(Encoding::Xor, &s).expect("xor always encodes");
+        prop_assert_eq!(decoded_bits(Encoding::Xor, &data)?, bits(&s));
+        let it = ChunkIter::new(Encoding::Xor, &data)?;
+        prop_assert_eq!(it.num_samples(), s.len());
+    }
+
+    #[test]
+    fn decimal_round_trip(s in samples()) {
+        if let Some(data) = encode(Encoding::Decimal, &s) {
+            prop_assert_eq!(decoded_bits(Encoding::Decimal, &data)?, bits(&s));
+        } else {
+            // Only values that are not decimals may be refused.
+            prop_assert!(s.iter().any(|&(_, v)| !v.is_finite()
+                || v.to_bits() == (-0.0f64).to_bits()
+                || v.fract() != 0.0
+                || v.abs() >= 9.2e18));
+        }
+    }
+
+    #[test]
+    fn decimal_accepts_decimals(s in decimal_samples()) {
+        let data = encode(Encoding::Decimal, &s);
+        prop_assert!(data.is_some(), "decimal refused {:?}", &s[..s.len().min(8)]);
+        let data = data.unwrap_or_default();
+        prop_assert_eq!(decoded_bits(Encoding::Decimal, &data)?, bits(&s));
+    }
+
+    #[test]
+    fn encode_best_is_smallest(s in samples()) {
+        let (enc, data) = encode_best(&s);
+        prop_assert_eq!(decoded_bits(enc, &data)?, bits(&s));
+        let xor = encode(Encoding::Xor, &s).unwrap_or_default();
+        prop_assert!(data.len() <= xor.len());
+        if let Some(dec) = encode(Encoding::Decimal, &s) {
+            prop_assert!(data.len() <= dec.len());
+        }
+    }
+
+    #[test]
+    fn appender_matches_encode(s in samples(), split in any::<Index>()) {
+        let mut a = XorAppender::new();
+        prop_assert_eq!(a.bytes(), &[0u8, 0][..]);
+        let check_every = s.len() <= 64;
+        for (i, &(t, v)) in s.iter().enumerate() {
+            a.append(t, v);
+            prop_assert_eq!(a.num_samples(), i + 1);
+            prop_assert_eq!(a.last_t(), Some(t));
+            prop_assert_eq!(a.last_v().map(f64::to_bits), Some(v.to_bits()));
+            prop_assert_eq!(a.first_t(), Some(s[0].0));
+            prop_assert!(a.heap_bytes() >= a.bytes().len());
+            if check_every {
+                prop_assert_eq!(decoded_bits(Encoding::Xor, a.bytes())?, bits(&s[..=i]));
+            }
+        }
+        let full = encode(Encoding::Xor, &s).unwrap_or_default();
+        prop_assert_eq!(a.bytes(), &full[..]);
+
+        // Restart in the middle: resume from the bytes and append the rest.
+        let k = if s.is_empty() { 0 } else { split.index(s.len() + 1) };
+        let mut head = XorAppender::new();
+        for &(t, v) in &s[..k] {
+            head.append(t, v);
+        }
+        let mut resumed = XorAppender::from_bytes(head.into_bytes())?;
+        prop_assert_eq!(resumed.num_samples(), k);
+        for &(t, v) in &s[k..] {
+            resumed.append(t, v);
+        }
+        prop_assert_eq!(resumed.into_bytes(), full);
+    }
+
+    // ------------------------------------------------------------ corruption
+
+    #[test]
+    fn every_truncation_is_an_error(s in samples()) {
+        let s = &s[..s.len().min(300)];
+        let mut chunks = vec![(Encoding::Xor, encode(Encoding::Xor, s).unwrap_or_default())];
+        if let Some(d) = encode(Encoding::Decimal, s) {
+            chunks.push((Encoding::Decimal, d));
+        }
+        for (enc, data) in chunks {
+            for cut in 0..data.len() {
+                let res = decode_all(enc, &data[..cut]);
+                prop_assert!(res.is_err(), "{:?} cut at {} of {} decoded", enc, cut, data.len());
+            }
+            let mut longer = data.clone();
+            longer.push(0);
+            prop_assert!(decode_all(enc, &longer).is_err(), "trailing byte accepted");
+            prop_assert!(XorAppender::from_bytes(longer).is_err() || enc != Encoding::Xor);
+        }
+    }
+
+    #[test]
+    fn byte_flips_never_panic(
+        s in samples(),
+        flips in prop::collection::vec((any::<Index>(), 1u8..=255), 1..4),
+    ) {
+        let s = &s[..s.len().min(300)];
+        let mut chunks = vec![(Encoding::Xor, encode(Encoding::Xor, s).unwrap_or_default())];
+        if let Some(d) = encode(Encoding::Decimal, s) {
+            chunks.push((Encoding::Decimal, d));
+        }
+        for (enc, mut data) in chunks {
+            for (i, x) in &flips {
+                let i = i.index(data.len());
+                data[i] ^= x;
+            }
+            for enc in [enc, Encoding::Xor, Encoding::Decimal] {
+                check_iteration(enc, &data)?;
+            }
+            let _ = XorAppender::from_bytes(data);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..96)) {
+        check_iteration(Encoding::Xor, &data)?;
+        check_iteration(Encoding::Decimal, &data)?;
+        if let Ok(mut a) = XorAppender::from_bytes(data) {
+            // A chunk that decodes must keep accepting samples.
+            let n = a.num_samples();
+            a.append(a.last_t().unwrap_or(0).wrapping_add(15_000), 1.0);
+            prop_assert_eq!(decode_all(Encoding::Xor, a.bytes())?.len(), n + 1);
+        }
+    }
+}
+
+/// Iterates a possibly corrupt chunk; checks the iterator's own consistency.
+fn check_iteration(enc: Encoding, data: &[u8]) -> Result<(), TestCaseError> {
+    let Ok(mut it) = ChunkIter::new(enc, data) else {
+        prop_assert!(decode_all(enc, data).is_err());
+        return Ok(());
+    };
+    let declared = it.num_samples();
+    // A corrupt Decimal header can declare billions of zero-bit samples.
+    let limit = 1 << 20;
+    let got = it.by_ref().take(limit).count();
+    prop_assert!(got <= declared);
+    if got < limit {
+        prop_assert!(it.next().is_none(), "iterator not fused");
+        if it.err().is_none() {
+            prop_assert_eq!(got, declared);
+        }
+        if declared <= limit {
+            match decode_all(enc, data) {
+                Ok(v) => prop_assert!(it.err().is_none() && v.len() == got),
+                Err(e) => prop_assert_eq!(Some(&e), it.err()),
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- edge cases
+
+#[test]
+fn empty_and_single_sample() {
+    for enc in [Encoding::Xor, Encoding::Decimal] {
+        let empty = encode(enc, &[]).unwrap();
+        assert_eq!(empty, [0, 0]);
+        assert_eq!(decode_all(enc, &empty).unwrap(), []);
+    }
+    let a = XorAppender::new();
+    assert_eq!((a.first_t(), a.last_t(), a.last_v()), (None, None, None));
+    assert_eq!(a.heap_bytes(), 0);
+    assert_eq!(a.into_bytes(), [0, 0]);
+
+    let one = [(i64::MIN, STALE)];
+    let data = encode(Encoding::Xor, &one).unwrap();
+    assert_eq!(decoded_bits(Encoding::Xor, &data).unwrap(), bits(&one));
+    assert_eq!(encode(Encoding::Decimal, &one), None);
+    let one = [(-5, 1.25)];
+    let data = encode(Encoding::Decimal, &one).unwrap();
+    assert_eq!(decoded_bits(Encoding::Decimal, &data).unwrap(), bits(&one));
+}
+
+#[test]
+fn extreme_timestamps_wrap() {
+    let s = [
+        (i64::MIN, 1.0),
+        (i64::MAX, 2.0),
+        (i64::MIN, 3.0),
+        (0, 4.0),
+        (0, 4.0),
+        (i64::MAX, 5.0),
+        (-1, 6.0),
+    ];
+    for enc in [Encoding::Xor, Encoding::Decimal] {
+        let data = encode(enc, &s).unwrap();
+        assert_eq!(decoded_bits(enc, &data).unwrap(), bits(&s), "{enc:?}");
+    }
+}
+
+#[test]
+fn decimal_refuses_non_decimals() {
+    for v in [
+        f64::NAN,
+        STALE,
+        f64::INFINITY,
+        -0.0,
+        f64::MAX,
+        0.1 + 0.2,
+        1.0 / 3.0,
+        f64::from_bits(1),
+    ] {
+        assert_eq!(encode(Encoding::Decimal, &[(0, 1.0), (1, v)]), None, "{v:?}");
+    }
+    for v in [0.0, 1e18, -1e18, 0.001, 123.456, 1e-15, -9.2e18, std::f64::consts::PI] {
+        let s = [(0, 1.0), (1, v)];
+        let data = encode(Encoding::Decimal, &s).unwrap();
+        assert_eq!(decoded_bits(Encoding::Decimal, &data).unwrap(), bits(&s), "{v:?}");
+    }
+}
+
+#[test]
+fn long_count_header() {
+    // Counts ≥ 0xFFFF switch the header to 0xFFFF + uvarint.
+    let n = 70_000;
+    let s: Vec<(i64, f64)> = (0..n).map(|i| (i as i64 * 1000, (i % 7) as f64)).collect();
+    for enc in [Encoding::Xor, Encoding::Decimal] {
+        let data = encode(enc, &s).unwrap();
+        assert_eq!(&data[..2], &[0xFF, 0xFF]);
+        assert_eq!(decoded_bits(enc, &data).unwrap(), bits(&s));
+    }
+    let mut a = XorAppender::new();
+    for &(t, v) in &s[..0xFFFE] {
+        a.append(t, v);
+    }
+    let mut a = XorAppender::from_bytes(a.into_bytes()).unwrap();
+    for &(t, v) in &s[0xFFFE..] {
+        a.append(t, v);
+    }
+    assert_eq!(a.num_samples(), n);
+    assert_eq!(a.first_t(), Some(0));
+    assert_eq!(a.bytes(), &encode(Encoding::Xor, &s).unwrap()[..]);
+    // Non-canonical long form is rejected.
+    assert!(matches!(
+        decode_all(Encoding::Xor, &[0xFF, 0xFF, 0x05]),
+        Err(ChunkError::Corrupt { offset: 16, .. })
+    ));
+}
+
+#[test]
+fn errors_carry_offsets() {
+    assert_eq!(Encoding::from_u8(1), Ok(Encoding::Xor));
+    assert_eq!(Encoding::from_u8(2), Ok(Encoding::Decimal));
+    assert_eq!(Encoding::from_u8(0), Err(ChunkError::UnknownEncoding(0)));
+    assert_eq!(
+        decode_all(Encoding::Xor, &[0]),
+        Err(ChunkError::Truncated { offset: 0 })
+    );
+    // One declared sample, no data.
+    let e = decode_all(Encoding::Xor, &[0, 1]).unwrap_err();
+    assert_eq!(e, ChunkError::Truncated { offset: 16 });
+    assert_eq!(
+        e.to_string(),
+        "chunk truncated: header field or sample at bit 16 (byte 2) runs past the end"
+    );
+    // Decimal scale byte with reserved bits set.
+    let e = decode_all(Encoding::Decimal, &[0, 1, 0x01]).unwrap_err();
+    assert!(matches!(e, ChunkError::Corrupt { offset: 16, .. }), "{e}");
+}
+
+#[test]
+fn appender_is_small() {
+    assert!(std::mem::size_of::<XorAppender>() <= 48);
+    let mut a = XorAppender::new();
+    let mut t = 1_700_000_000_000i64;
+    for i in 0..MAX_SAMPLES_PER_CHUNK {
+        t += 15_000 + (i as i64 % 3) - 1;
+        a.append(t, (i * 1024) as f64);
+    }
+    let used = a.bytes().len();
+    assert!(a.heap_bytes() < used * 3 / 2 + 32, "{} for {used}", a.heap_bytes());
+    let out = a.into_bytes();
+    assert_eq!(out.len(), used);
+    assert_eq!(out.capacity(), used);
+}
+
+// ---------------------------------------------------------------- golden files
+
+/// Xor golden samples: 15 s scrapes with jitter, a missed scrape and special
+/// values.
+const GOLDEN_XOR: [(i64, f64); 8] = [
+    (1_700_000_000_000, 0.0),
+    (1_700_000_015_000, 1.5),
+    (1_700_000_030_002, 1.5),
+    (1_700_000_045_001, 2.25),
+    (1_700_000_060_001, STALE),
+    (1_700_000_075_001, -0.0),
+    (1_700_000_090_000, f64::INFINITY),
+    (1_700_000_165_000, 42.0),
+];
+
+/// Decimal golden samples: a two-decimal counter with one jittered scrape.
+const GOLDEN_DECIMAL: [(i64, f64); 6] = [
+    (1_700_000_000_000, 10.25),
+    (1_700_000_015_000, 10.75),
+    (1_700_000_030_000, 11.5),
+    (1_700_000_045_000, 12.0),
+    (1_700_000_060_000, 12.5),
+    (1_700_000_075_001, 13.25),
+];
+
+fn golden_path(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/golden")
+        .join(name)
+}
+
+/// Byte-exact format freeze of Xor chunks. Layout of `chunk_xor.bin`:
+///
+/// ```text
+/// 00 08                    count = 8 (u16 BE)
+/// then the bit stream, MSB first:
+/// s0  t0 zigzag varint     1_700_000_000_000 → 6 LEB128 bytes (48 bits)
+///     v0 raw 64 bits       0.0 = 0x0000000000000000
+/// s1  t1-t0 zigzag varint  15000 → 30000 → 0xB0 0xEA 0x01 (24 bits)
+///     value '11' lead:5 sig:6 bits   0.0 ^ 1.5 = 0x3FF8…: lead 2, sig 11
+/// s2  dod '10'+6 bits      +2
+///     value '0'            1.5 again
+/// s3  dod '10'+6 bits      -3
+///     value '10'+11 bits   1.5 ^ 2.25 fits the window (lead 2, trail 51)
+/// s4  dod '0'              interval 15000 again
+///     value '11' new window  2.25 ^ stale NaN 0x7FF0000000000002
+/// s5  dod '0'
+///     value '11' new window  stale ^ -0.0
+/// s6  dod '10'+6 bits      -1
+///     value '11' new window  -0.0 ^ +Inf
+/// s7  dod '1110'+20 bits   +60001 (four scrapes missed)
+///     value '11' new window  +Inf ^ 42.0
+/// zero padding to the byte
+/// ```
+#[test]
+fn golden_xor_is_byte_exact() {
+    let expected: &[u8] = include_bytes!("../../testdata/golden/chunk_xor.bin");
+    let data = encode(Encoding::Xor, &GOLDEN_XOR).unwrap();
+    assert_eq!(data, expected, "Xor chunk format changed");
+    assert_eq!(
+        decoded_bits(Encoding::Xor, expected).unwrap(),
+        bits(&GOLDEN_XOR)
+    );
+    let mut a = XorAppender::new();
+    for (t, v) in GOLDEN_XOR {
+        a.append(t, v);
+    }
+    assert_eq!(a.bytes(), expected);
+}
+
+/// Byte-exact format freeze of Decimal chunks. Layout of `chunk_decimal.bin`:
+///
+/// ```text
+/// 00 06                    count = 6 (u16 BE)
+/// 20                       scale k = 2 (high nibble), reserved 0
+/// then the bit stream, MSB first:
+/// t stream params  mode '01' DELTA, base zigzag varint 15000 (3 bytes),
+///                  g-1 = 0 (1 byte), buckets-1 '00', width 0b0000001
+///                  (one bucket of 1 bit: zigzag(0)=0 or zigzag(-1)=1…)
+/// m stream params  mode '01' DELTA, base 50, g-1 = 24 (g = 25),
+///                  buckets '01' (two), widths 0 and 2
+/// s0  t0 zigzag varint 1_700_000_000_000 (6 bytes), m0 zigzag varint 1025
+/// s1..s5  t element, m element, each coded by its stream's buckets
+/// zero padding to the byte
+/// ```
+/// (`golden_decimal_layout` checks the parameters named here.)
+#[test]
+fn golden_decimal_is_byte_exact() {
+    let expected: &[u8] = include_bytes!("../../testdata/golden/chunk_decimal.bin");
+    let data = encode(Encoding::Decimal, &GOLDEN_DECIMAL).unwrap();
+    assert_eq!(data, expected, "Decimal chunk format changed");
+    assert_eq!(
+        decoded_bits(Encoding::Decimal, expected).unwrap(),
+        bits(&GOLDEN_DECIMAL)
+    );
+}
+
+/// Rewrites the golden files. Run only on an intended format change:
+/// `cargo test -p o11y-tsdb chunk::tests::regenerate_golden -- --ignored`,
+/// then bump the format version wherever chunks are persisted.
+#[test]
+#[ignore = "rewrites the committed golden files"]
+fn regenerate_golden() {
+    std::fs::create_dir_all(golden_path("")).unwrap();
+    std::fs::write(
+        golden_path("chunk_xor.bin"),
+        encode(Encoding::Xor, &GOLDEN_XOR).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        golden_path("chunk_decimal.bin"),
+        encode(Encoding::Decimal, &GOLDEN_DECIMAL).unwrap(),
+    )
+    .unwrap();
+}
+
+// ---------------------------------------------------------------- size report
+
+/// Synthetic series, 15 s scrapes with ±2 ms jitter (fixed seed).
+fn synthetic(kind: &str, n: usize, rng: &mut SmallRng) -> Vec<(i64, f64)> {
+    let mut t = 1_700_000_000_000i64;
+    let mut ts = Vec::with_capacity(n);
+    for _ in 0..n {
+        ts.push(t + rng.gen_range(-2..=2));
+        t += 15_000;
+    }
+    let mut acc = 0i64;
+    let vs: Vec<f64> = (0..n)
+        .map(|_| match kind {
+            "constant" => 1.0,
+            "counter" => {
+                acc += 1000 + rng.gen_range(-50..=50);
+                acc as f64
+            }
+            "gauge_4096" => {
+                acc += 4096 * rng.gen_range(-8..=8);
+                (1i64 << 30) as f64 + acc as f64
+            }
+            "counter_2dec" => {
+                acc += 15 + rng.gen_range(-3..=3);
+                (123_456_700 + acc) as f64 / 100.0
+            }
+            "small_int_gauge" => rng.gen_range(40..60) as f64,
+            _ => rng.gen::<f64>(),
+        })
+        .collect();
+    ts.into_iter().zip(vs).collect()
+}
+
+const KINDS: [&str; 6] = [
+    "constant",
+    "counter",
+    "gauge_4096",
+    "counter_2dec",
+    "small_int_gauge",
+    "random_float",
+];
+
+/// Prints bytes/sample of each encoding on 120-sample chunks and checks that
+/// Decimal wins where it should:
+/// `cargo test -p o11y-tsdb --release chunk::tests::size_report -- --nocapture`
+#[test]
+fn size_report() {
+    let mut rng = SmallRng::seed_from_u64(42);
+    let chunks = 50;
+    println!("kind               xor B/sample  decimal B/sample  best");
+    for kind in KINDS {
+        let (mut xor, mut dec, mut best, mut n) = (0usize, 0usize, 0usize, 0usize);
+        let mut dec_ok = true;
+        for _ in 0..chunks {
+            let s = synthetic(kind, MAX_SAMPLES_PER_CHUNK, &mut rng);
+            n += s.len();
+            xor += encode(Encoding::Xor, &s).unwrap().len();
+            match encode(Encoding::Decimal, &s) {
+                Some(d) => {
+                    assert_eq!(decoded_bits(Encoding::Decimal, &d).unwrap(), bits(&s));
+                    dec += d.len();
+                }
+                None => dec_ok = false,
+            }
+            best += encode_best(&s).1.len();
+        }
+        let per = |b: usize| b as f64 / n as f64;
+        let dec_s = if dec_ok {
+            format!("{:.3}", per(dec))
+        } else {
+            "-".to_string()
+        };
+        println!(
+            "{kind:<18} {:>12.3}  {dec_s:>16}  {:.3}",
+            per(xor),
+            per(best)
+        );
+        if kind != "random_float" {
+            assert!(dec_ok && dec < xor, "{kind}: decimal {dec} vs xor {xor}");
+        }
+        assert!(best <= xor);
+    }
+}
+
+// ---------------------------------------------------------------- throughput
+
+/// Decode and append speed:
+/// `cargo test -p o11y-tsdb --release chunk::tests::throughput -- --ignored --nocapture`
+#[test]
+#[ignore = "timing; run in release mode"]
+fn throughput() {
+    use std::hint::black_box;
+    use std::time::Instant;
+    let mut rng = SmallRng::seed_from_u64(7);
+    let chunks = 10_000;
+    for kind in ["constant", "counter", "counter_2dec", "random_float"] {
+        let series: Vec<Vec<(i64, f64)>> = (0..chunks)
+            .map(|_| synthetic(kind, MAX_SAMPLES_PER_CHUNK, &mut rng))
+            .collect();
+        let n = (chunks * MAX_SAMPLES_PER_CHUNK) as f64;
+
+        let start = Instant::now();
+        let mut xor = Vec::with_capacity(chunks);
+        for s in &series {
+            let mut a = XorAppender::new();
+            for &(t, v) in s {
+                a.append(t, v);
+            }
+            xor.push(a.into_bytes());
+        }
+        let append_ns = start.elapsed().as_nanos() as f64 / n;
+        let dec: Vec<Option<Vec<u8>>> = series
+            .iter()
+            .map(|s| encode(Encoding::Decimal, s))
+            .collect();
+
+        for (enc, data) in [
+            (Encoding::Xor, xor.iter().map(|c| Some(c.clone())).collect::<Vec<_>>()),
+            (Encoding::Decimal, dec),
+        ] {
+            if data.iter().any(Option::is_none) {
+                continue;
+            }
+            let rounds = 10;
+            let start = Instant::now();
+            let mut sum = 0i64;
+            for _ in 0..rounds {
+                for c in data.iter().flatten() {
+                    let it = ChunkIter::new(enc, black_box(c)).unwrap();
+                    for (t, v) in it {
+                        sum = sum.wrapping_add(t ^ v.to_bits() as i64);
+                    }
+                }
+            }
+            black_box(sum);
+            let secs = start.elapsed().as_secs_f64();
+            println!(
+                "{kind:<14} {enc:?}: decode {:.0} M samples/s",
+                n * rounds as f64 / secs / 1e6
+            );
+        }
+        println!("{kind:<14} Xor append: {append_ns:.1} ns/sample");
+    }
+}
