@@ -589,9 +589,12 @@ impl Db {
         Ok(n)
     }
 
+    /// Deletes head chunk segments no series references. Holding the apply lock, no chunk can
+    /// be appended meanwhile, so even the newest segment may go when nothing refers to it.
     fn remove_unused_segments(&self, tenants: &[Arc<Tenant>]) -> Result<()> {
+        let _a = self.apply_lock.lock();
         let min = tenants.iter().filter_map(|t| t.head.read().referenced_segments().min()).min().unwrap_or(u32::MAX);
-        self.files.remove_below(min)
+        self.files.remove_below(min, true)
     }
 
     fn alloc_id(m: &mut Maint) -> u64 {

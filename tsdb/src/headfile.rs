@@ -192,11 +192,12 @@ impl HeadFiles {
         Ok(out)
     }
 
-    /// Deletes segments older than `min_live` (except the newest, which is being written).
-    pub(crate) fn remove_below(&self, min_live: u32) -> Result<()> {
+    /// Deletes segments numbered below `min_live`. The newest segment is kept unless
+    /// `including_newest`: only a caller that excludes concurrent appends may pass true.
+    pub(crate) fn remove_below(&self, min_live: u32, including_newest: bool) -> Result<()> {
         let _w = self.writer.lock();
         let mut segs = self.segments.write();
-        let newest = segs.keys().next_back().copied();
+        let newest = segs.keys().next_back().copied().filter(|_| !including_newest);
         let dead: Vec<u32> = segs.keys().copied().filter(|&s| s < min_live && Some(s) != newest).collect();
         for s in dead {
             if let Some(seg) = segs.remove(&s) {
@@ -211,10 +212,6 @@ impl HeadFiles {
         self.segments.read().values().map(|s| s.len.load(Ordering::Relaxed)).sum()
     }
 
-    /// Paths of the live segments with their written lengths (for snapshots).
-    pub(crate) fn files(&self) -> Vec<(PathBuf, u64)> {
-        self.segments.read().values().map(|s| (s.path.clone(), s.len.load(Ordering::Relaxed))).collect()
-    }
 }
 
 #[cfg(test)]

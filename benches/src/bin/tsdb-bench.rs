@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use o11y_benches::node::NodeExporterGen;
-use o11y_benches::rss::rss_bytes;
-use o11y_tsdb::chunk::{encode, Encoding, MAX_SAMPLES_PER_CHUNK};
+use o11y_benches::rss::trimmed_rss_bytes;
+use o11y_tsdb::chunk::{encode, encode_best, Encoding, MAX_SAMPLES_PER_CHUNK};
 use o11y_tsdb::matcher::{MatchOp, Matcher};
 use o11y_tsdb::{Db, Options, DEFAULT_TENANT};
 
@@ -28,10 +28,11 @@ struct Args {
     batch: usize,
     seed: u64,
     dir: Option<String>,
+    breakdown: bool,
 }
 
 fn parse() -> Result<Args> {
-    let mut a = Args { series: 100_000, samples: 720, batch: 2000, seed: 42, dir: None };
+    let mut a = Args { series: 100_000, samples: 720, batch: 2000, seed: 42, dir: None, breakdown: false };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
@@ -41,8 +42,9 @@ fn parse() -> Result<Args> {
             "--batch" => a.batch = v()?.parse()?,
             "--seed" => a.seed = v()?.parse()?,
             "--dir" => a.dir = Some(v()?),
+            "--breakdown" => a.breakdown = true,
             "-h" | "--help" => {
-                println!("tsdb-bench [--series N] [--samples M] [--batch SAMPLES_PER_BATCH] [--seed S] [--dir PATH]");
+                println!("tsdb-bench [--series N] [--samples M] [--batch SAMPLES_PER_BATCH] [--seed S] [--dir PATH] [--breakdown]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -60,7 +62,7 @@ fn main() -> Result<()> {
     let n = gen.len();
     let opts = Options { retention_ms: None, ..Options::default() };
 
-    let rss0 = rss_bytes();
+    let rss0 = trimmed_rss_bytes();
     let db = Db::open(&dir, opts)?;
     let mut append_time = Duration::ZERO;
     let mut accepted = 0u64;
@@ -80,7 +82,7 @@ fn main() -> Result<()> {
         }
         drop(batches);
         if round + 1 == MAX_SAMPLES_PER_CHUNK.min(args.samples) {
-            head_bytes_per_series = rss_bytes().saturating_sub(rss0) as f64 / n as f64;
+            head_bytes_per_series = trimmed_rss_bytes().saturating_sub(rss0) as f64 / n as f64;
         }
         if (round + 1) % rounds_per_hour == 0 {
             db.compact()?;
@@ -89,6 +91,21 @@ fn main() -> Result<()> {
     db.flush_head()?;
     db.compact()?;
     let disk = db.disk_bytes();
+    if args.breakdown {
+        let mut sizes: std::collections::BTreeMap<String, u64> = Default::default();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d)? {
+                let e = e?;
+                if e.file_type()?.is_dir() {
+                    stack.push(e.path());
+                } else {
+                    *sizes.entry(e.file_name().to_string_lossy().chars().take_while(|c| !c.is_ascii_digit() && *c != '-').collect()).or_default() += e.metadata()?.len();
+                }
+            }
+        }
+        eprintln!("files by name: {sizes:?}");
+    }
     let blocks = db.blocks(DEFAULT_TENANT);
     eprintln!("blocks: {:?}", blocks.iter().map(|b| (b.mint, b.maxt, b.num_series, b.num_samples)).collect::<Vec<_>>());
 
@@ -114,10 +131,24 @@ fn main() -> Result<()> {
         std::hint::black_box(sum);
         // Baseline: the same samples in plain Gorilla XOR chunks of 120 samples.
         let mut xor = 0u64;
+        let mut by_name: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
         for s in &series {
             let samples = s.samples()?;
+            let e = by_name.entry(s.labels().metric_name().unwrap_or("").to_string()).or_default();
             for c in samples.chunks(MAX_SAMPLES_PER_CHUNK) {
-                xor += encode(Encoding::Xor, c).map_or(0, |b| b.len() as u64);
+                let x = encode(Encoding::Xor, c).map_or(0, |b| b.len() as u64);
+                xor += x;
+                e.0 += c.len() as u64;
+                e.1 += x;
+                e.2 += encode_best(c).1.len() as u64;
+            }
+        }
+        if args.breakdown {
+            let mut rows: Vec<_> = by_name.into_iter().collect();
+            rows.sort_by_key(|r| std::cmp::Reverse(r.1 .2));
+            eprintln!("{:<45} {:>10} {:>8} {:>8}", "metric", "samples", "xor B/s", "best B/s");
+            for (name, (n, x, b)) in rows.iter().take(40) {
+                eprintln!("{:<45} {:>10} {:>8.3} {:>8.3}", name, n, *x as f64 / *n as f64, *b as f64 / *n as f64);
             }
         }
         Ok((count, elapsed, xor))

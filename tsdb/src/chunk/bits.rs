@@ -254,9 +254,17 @@ impl<'a> BitReader<'a> {
         self.bit_pos() > self.len_bits()
     }
 
-    /// Tops the accumulator up to at least 56 valid bits. Requires `avail < 56`.
+    /// Bits from the read position to the end of the data (0 after an overrun).
     #[inline(always)]
-    fn refill(&mut self) {
+    pub(crate) fn bits_left(&self) -> u64 {
+        self.len_bits().saturating_sub(self.bit_pos())
+    }
+
+    /// Tops the accumulator up to at least 56 valid bits. Also correct when
+    /// 56 or more bits are already available: it then loads no whole byte and
+    /// ORs in only bits that are already there.
+    #[inline(always)]
+    pub(crate) fn refill(&mut self) {
         let word = match self.data.get(self.pos..).and_then(|s| s.first_chunk::<8>()) {
             Some(w) => u64::from_be_bytes(*w),
             None => self.tail_word(),
@@ -295,10 +303,12 @@ impl<'a> BitReader<'a> {
     }
 
     /// Number of consecutive one bits at the read position, at most `max`
-    /// (≤ 8); requires a prior `ensure(max)`.
+    /// (≤ 3); requires a prior `ensure(3)`. A lookup on the top three bits
+    /// rather than a leading-zero count, which is slow without `lzcnt`.
     #[inline(always)]
     pub(crate) fn leading_ones(&self, max: u32) -> u32 {
-        (!self.acc).leading_zeros().min(max)
+        const ONES: [u8; 8] = [0, 0, 0, 0, 1, 1, 2, 3];
+        u32::from(ONES[self.peek(3) as usize]).min(max)
     }
 
     /// Consumes `n` bits; requires that they are available.

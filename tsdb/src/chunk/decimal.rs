@@ -62,6 +62,10 @@ static POW10: [f64; MAX_SCALE + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 
+/// Most bits a sample after the second can take: two elements of at most
+/// 3 prefix bits and 64 value bits.
+const MAX_SAMPLE_BITS: u64 = 2 * (3 + 64);
+
 /// The value a scaled integer decodes to.
 #[inline(always)]
 fn unscale(m: i64, div: f64) -> f64 {
@@ -426,7 +430,7 @@ impl Stream {
 
     #[inline(always)]
     fn read_code(&self, r: &mut BitReader<'_>) -> i64 {
-        r.ensure(self.max_prefix);
+        r.ensure(3);
         let j = r.leading_ones(self.max_prefix);
         let (prefix, width) = self.buckets[j as usize];
         r.skip(prefix);
@@ -435,29 +439,29 @@ impl Stream {
     }
 
     /// Decodes element `i` (≥ 1) and returns the value.
-    #[inline(always)]
     fn next(&mut self, r: &mut BitReader<'_>, i: u64) -> Result<i64, ChunkError> {
+        if self.mode == Mode::Dod && i == 1 {
+            self.d = r.read_varint()?;
+            self.x = self.x.wrapping_add(self.d);
+            return Ok(self.x);
+        }
+        Ok(self.next_fast(r))
+    }
+
+    /// Decodes an element other than DOD's first one.
+    #[inline(always)]
+    fn next_fast(&mut self, r: &mut BitReader<'_>) -> i64 {
+        let q = self.read_code(r);
+        let e = self.g.wrapping_mul(q);
         match self.mode {
-            Mode::For => {
-                let q = self.read_code(r);
-                self.x = self.x0.wrapping_add(self.g.wrapping_mul(q));
-            }
-            Mode::Delta => {
-                let q = self.read_code(r);
-                let d = self.base.wrapping_add(self.g.wrapping_mul(q));
-                self.x = self.x.wrapping_add(d);
-            }
+            Mode::For => self.x = self.x0.wrapping_add(e),
+            Mode::Delta => self.x = self.x.wrapping_add(self.base.wrapping_add(e)),
             Mode::Dod => {
-                if i == 1 {
-                    self.d = r.read_varint()?;
-                } else {
-                    let q = self.read_code(r);
-                    self.d = self.d.wrapping_add(self.g.wrapping_mul(q));
-                }
+                self.d = self.d.wrapping_add(e);
                 self.x = self.x.wrapping_add(self.d);
             }
         }
-        Ok(self.x)
+        self.x
     }
 }
 
@@ -518,9 +522,9 @@ impl<'a> DecimalDecoder<'a> {
     }
 
     /// Decodes the next sample; `Ok(None)` after the last one, once the end of
-    /// the chunk has been checked.
-    #[inline]
-    pub(crate) fn next_sample(&mut self) -> Result<Option<(i64, f64)>, ChunkError> {
+    /// the chunk has been checked. General path for the first two samples and
+    /// the end of the chunk.
+    fn next_sample(&mut self) -> Result<Option<(i64, f64)>, ChunkError> {
         if self.i >= self.count {
             self.r.check_end()?;
             return Ok(None);
@@ -542,5 +546,74 @@ impl<'a> DecimalDecoder<'a> {
         }
         self.i += 1;
         Ok(Some((t, unscale(m, self.div))))
+    }
+
+    /// Decodes up to `out.len()` samples into `out`. Returns how many, and
+    /// `Err` if decoding must stop after them. `(0, Ok(()))` means the chunk
+    /// ended cleanly.
+    #[inline(never)]
+    pub(crate) fn fill(&mut self, out: &mut [(i64, f64)]) -> (usize, Result<(), ChunkError>) {
+        let mut n = 0;
+        while self.i < 2 || self.i >= self.count {
+            let Some(slot) = out.get_mut(n) else {
+                return (n, Ok(()));
+            };
+            match self.next_sample() {
+                Ok(Some(s)) => *slot = s,
+                Ok(None) => return (n, Ok(())),
+                Err(e) => return (n, Err(e)),
+            }
+            n += 1;
+        }
+        let want = (self.count - self.i).min((out.len() - n) as u64) as usize;
+        let slots = &mut out[n..n + want];
+        // Integers (k = 0) skip the division; `x / 1.0 == x`, but the
+        // compiler cannot drop a division by a runtime value.
+        let (done, res) = if self.div == 1.0 {
+            self.fill_hot::<false>(slots)
+        } else {
+            self.fill_hot::<true>(slots)
+        };
+        (n + done, res)
+    }
+
+    /// The hot loop of [`fill`](Self::fill), from the third sample on.
+    #[inline(always)]
+    fn fill_hot<const SCALED: bool>(
+        &mut self,
+        slots: &mut [(i64, f64)],
+    ) -> (usize, Result<(), ChunkError>) {
+        let value = |m: i64, div: f64| if SCALED { unscale(m, div) } else { m as f64 };
+        // State in locals so it stays in registers. While MAX_SAMPLE_BITS
+        // remain, no sample can run past the end, so the loop needs no
+        // truncation check.
+        let mut r = self.r.clone();
+        let (mut ts, mut ms) = (self.t.clone(), self.m.clone());
+        let div = self.div;
+        let mut res = Ok(());
+        let mut done = 0;
+        let want = slots.len();
+        while done < want && r.bits_left() >= MAX_SAMPLE_BITS {
+            r.refill();
+            let t = ts.next_fast(&mut r);
+            let m = ms.next_fast(&mut r);
+            slots[done] = (t, value(m, div));
+            done += 1;
+        }
+        while done < want {
+            let start = r.bit_pos();
+            let t = ts.next_fast(&mut r);
+            let m = ms.next_fast(&mut r);
+            if r.overrun() {
+                res = Err(ChunkError::Truncated { offset: start });
+                break;
+            }
+            slots[done] = (t, value(m, div));
+            done += 1;
+        }
+        self.r = r;
+        (self.t, self.m) = (ts, ms);
+        self.i += done as u64;
+        (done, res)
     }
 }

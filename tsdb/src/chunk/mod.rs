@@ -143,14 +143,24 @@ enum Inner<'a> {
     Done,
 }
 
+/// Samples decoded per batch. The decoders run a tight loop over a batch with
+/// their state in registers; `next` then only copies a sample out.
+const BATCH: usize = 32;
+
 /// Decoding iterator over a chunk's samples.
 ///
 /// Never panics on arbitrary bytes. On corruption it stops, and
 /// [`err`](Self::err) says why; a chunk that decodes fully but has bytes left
-/// over also ends with an error.
+/// over also ends with an error. Samples are decoded in batches of 32 into a
+/// buffer inside the iterator, so it allocates nothing.
 pub struct ChunkIter<'a> {
+    buf: [(i64, f64); BATCH],
+    idx: usize,
+    len: usize,
     inner: Inner<'a>,
     count: u64,
+    /// Error to report once the buffered samples before it are consumed.
+    pending: Option<ChunkError>,
     err: Option<ChunkError>,
 }
 
@@ -170,8 +180,12 @@ impl<'a> ChunkIter<'a> {
             }
         };
         Ok(ChunkIter {
+            buf: [(0, 0.0); BATCH],
+            idx: 0,
+            len: 0,
             inner,
             count,
+            pending: None,
             err: None,
         })
     }
@@ -186,13 +200,30 @@ impl<'a> ChunkIter<'a> {
         usize::try_from(self.count).unwrap_or(usize::MAX)
     }
 
-    #[cold]
-    fn finish(&mut self, res: Result<Option<(i64, f64)>, ChunkError>) -> Option<(i64, f64)> {
-        self.inner = Inner::Done;
+    /// Decodes the next batch and returns its first sample.
+    #[inline(never)]
+    fn refill(&mut self) -> Option<(i64, f64)> {
+        let (n, res) = match &mut self.inner {
+            Inner::Xor(d) => d.fill(&mut self.buf),
+            Inner::Decimal(d) => d.fill(&mut self.buf),
+            Inner::Done => (0, Ok(())),
+        };
         if let Err(e) = res {
-            self.err = Some(e);
+            self.pending = Some(e);
+            self.inner = Inner::Done;
         }
-        None
+        if n == 0 {
+            self.inner = Inner::Done;
+            if let Some(e) = self.pending.take() {
+                self.err = Some(e);
+            }
+            self.len = 0;
+            self.idx = 0;
+            return None;
+        }
+        self.len = n;
+        self.idx = 1;
+        Some(self.buf[0])
     }
 }
 
@@ -201,25 +232,24 @@ impl Iterator for ChunkIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
-        let res = match &mut self.inner {
-            Inner::Xor(d) => d.next_sample(),
-            Inner::Decimal(d) => d.next_sample(),
-            Inner::Done => return None,
-        };
-        match res {
-            Ok(Some(s)) => Some(s),
-            other => self.finish(other),
+        if let Some(&s) = self.buf[..self.len].get(self.idx) {
+            self.idx += 1;
+            return Some(s);
         }
+        self.refill()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let rem = match &self.inner {
+        let decoder = match &self.inner {
             Inner::Xor(d) => d.remaining(),
             Inner::Decimal(d) => d.remaining(),
             Inner::Done => 0,
         };
-        // Corruption may end the iteration early, so the lower bound is 0.
-        (0, usize::try_from(rem).ok())
+        let buffered = (self.len - self.idx) as u64;
+        // Corruption may end the iteration early, so the lower bound is only
+        // what is already decoded.
+        let upper = usize::try_from(decoder + buffered).ok();
+        ((self.len - self.idx), upper)
     }
 }
 

@@ -474,28 +474,28 @@ fn golden_path(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-/// Byte-exact format freeze of Xor chunks. Layout of `chunk_xor.bin`:
+/// Byte-exact format freeze of Xor chunks. Layout of `chunk_xor.bin`
+/// (68 bytes; bit offsets from the start of the file):
 ///
 /// ```text
-/// 00 08                    count = 8 (u16 BE)
-/// then the bit stream, MSB first:
-/// s0  t0 zigzag varint     1_700_000_000_000 → 6 LEB128 bytes (48 bits)
-///     v0 raw 64 bits       0.0 = 0x0000000000000000
-/// s1  t1-t0 zigzag varint  15000 → 30000 → 0xB0 0xEA 0x01 (24 bits)
-///     value '11' lead:5 sig:6 bits   0.0 ^ 1.5 = 0x3FF8…: lead 2, sig 11
-/// s2  dod '10'+6 bits      +2
-///     value '0'            1.5 again
-/// s3  dod '10'+6 bits      -3
-///     value '10'+11 bits   1.5 ^ 2.25 fits the window (lead 2, trail 51)
-/// s4  dod '0'              interval 15000 again
-///     value '11' new window  2.25 ^ stale NaN 0x7FF0000000000002
-/// s5  dod '0'
-///     value '11' new window  stale ^ -0.0
-/// s6  dod '10'+6 bits      -1
-///     value '11' new window  -0.0 ^ +Inf
-/// s7  dod '1110'+20 bits   +60001 (four scrapes missed)
-///     value '11' new window  +Inf ^ 42.0
-/// zero padding to the byte
+/// bit   0  00 08                count = 8, u16 big-endian
+/// bit  16  80 a0 ab fe f9 62    s0 t0: zigzag LEB128 of 1_700_000_000_000
+/// bit  64  00 × 8               s0 v0: raw bits of 0.0
+/// bit 128  b0 ea 01             s1 t1 - t0: zigzag LEB128 of 15000
+/// bit 152  '11' 00010 001011 +11 bits   s1 value 1.5: new window, lead 2, sig 11
+/// bit 176  '10' 00010           s2 dod +2 (jitter bucket, 5 bits)
+/// bit 183  '0'                  s2 value unchanged (1.5)
+/// bit 184  '10' 11101           s3 dod -3
+/// bit 191  '11' 00001 001110 +14 bits   s3 value 2.25: new window, lead 1, sig 14
+/// bit 218  '10' 00001           s4 dod +1
+/// bit 225  '11' 00010 111101 +61 bits   s4 value stale NaN 0x7ff0000000000002
+/// bit 299  '0'                  s5 dod 0
+/// bit 300  '11' 00000 111111 +63 bits   s5 value -0.0: lead 0, sig 63
+/// bit 376  '10' 11111           s6 dod -1
+/// bit 383  '10' +63 bits        s6 value +Inf: reuses the window (lead 0, sig 63)
+/// bit 448  '1110' +20 bits      s7 dod +60001 (four scrapes missed)
+/// bit 472  '10' +63 bits        s7 value 42.0: reuses the window
+/// bit 537  0000000              zero padding to the byte boundary (bit 544)
 /// ```
 #[test]
 fn golden_xor_is_byte_exact() {
@@ -513,22 +513,27 @@ fn golden_xor_is_byte_exact() {
     assert_eq!(a.bytes(), expected);
 }
 
-/// Byte-exact format freeze of Decimal chunks. Layout of `chunk_decimal.bin`:
+/// Byte-exact format freeze of Decimal chunks. Layout of `chunk_decimal.bin`
+/// (23 bytes; bit offsets from the start of the file). Values are m / 10^2
+/// with m = 1025, 1075, 1150, 1200, 1250, 1325:
 ///
 /// ```text
-/// 00 06                    count = 6 (u16 BE)
-/// 20                       scale k = 2 (high nibble), reserved 0
-/// then the bit stream, MSB first:
-/// t stream params  mode '01' DELTA, base zigzag varint 15000 (3 bytes),
-///                  g-1 = 0 (1 byte), buckets-1 '00', width 0b0000001
-///                  (one bucket of 1 bit: zigzag(0)=0 or zigzag(-1)=1…)
-/// m stream params  mode '01' DELTA, base 50, g-1 = 24 (g = 25),
-///                  buckets '01' (two), widths 0 and 2
-/// s0  t0 zigzag varint 1_700_000_000_000 (6 bytes), m0 zigzag varint 1025
-/// s1..s5  t element, m element, each coded by its stream's buckets
-/// zero padding to the byte
+/// bit   0  00 06          count = 6, u16 big-endian
+/// bit  16  20             scale k = 2 (high nibble), reserved nibble 0
+/// bit  24  t params: mode '10' (DOD), g-1 = 0 (LEB128 00),
+///          buckets-1 = '01', widths 0000000 0000010 → buckets [0, 2]
+/// bit  50  m params: mode '10' (DOD), g-1 = 24 (LEB128 18, g = 25),
+///          buckets-1 = '00', width 0000010 → one 2-bit bucket
+/// bit  69  t0: zigzag LEB128 of 1_700_000_000_000 (6 bytes)
+/// bit 117  m0: zigzag LEB128 of 1025 (2 bytes)
+/// bit 133  s1 t: DOD first delta, zigzag LEB128 of 15000 (3 bytes)
+/// bit 157  s1 m: DOD first delta, zigzag LEB128 of 50 (1 byte)
+/// bit 165  s2 t '0' (dod 0)        s2 m '10' → zigzag 2 → q 1, +25
+/// bit 168  s3 t '0'                s3 m '01' → q -1, -25
+/// bit 171  s4 t '0'                s4 m '00' → q 0
+/// bit 174  s5 t '1' '10' → dod +1  s5 m '10' → q 1, +25
+/// bit 179  00000          zero padding to the byte boundary (bit 184)
 /// ```
-/// (`golden_decimal_layout` checks the parameters named here.)
 #[test]
 fn golden_decimal_is_byte_exact() {
     let expected: &[u8] = include_bytes!("../../testdata/golden/chunk_decimal.bin");
