@@ -75,15 +75,24 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut a) = XorAppender::from_bytes(rest.to_vec()) {
         let n = a.num_samples();
         a.append(a.last_t().unwrap_or(0).wrapping_add(15_000), 1.0);
-        assert_eq!(decode_all(Encoding::Xor, a.bytes()).map(|s| s.len()), Ok(n + 1));
+        assert_eq!(
+            decode_all(Encoding::Xor, a.bytes()).map(|s| s.len()),
+            Ok(n + 1)
+        );
     }
 
     let samples = samples_from(mode, rest);
     let want = bits(&samples);
     let xor = encode(Encoding::Xor, &samples).expect("xor always encodes");
-    assert_eq!(decode_all(Encoding::Xor, &xor).map(|s| bits(&s)), Ok(want.clone()));
+    assert_eq!(
+        decode_all(Encoding::Xor, &xor).map(|s| bits(&s)),
+        Ok(want.clone())
+    );
     if let Some(dec) = encode(Encoding::Decimal, &samples) {
-        assert_eq!(decode_all(Encoding::Decimal, &dec).map(|s| bits(&s)), Ok(want.clone()));
+        assert_eq!(
+            decode_all(Encoding::Decimal, &dec).map(|s| bits(&s)),
+            Ok(want.clone())
+        );
     }
     let (enc, best) = encode_best(&samples);
     assert!(best.len() <= xor.len());

@@ -107,7 +107,17 @@ impl BlockMeta {
         let n = d.len(d.remaining() / 8)?;
         let sources = (0..n).map(|_| d.u64()).collect::<Result<Vec<_>>>()?;
         d.expect_end()?;
-        Ok(BlockMeta { id, tenant, mint, maxt, level, num_series, num_chunks, num_samples, sources })
+        Ok(BlockMeta {
+            id,
+            tenant,
+            mint,
+            maxt,
+            level,
+            num_series,
+            num_chunks,
+            num_samples,
+            sources,
+        })
     }
 }
 
@@ -157,20 +167,35 @@ impl ChunkFile {
         let data: &[u8] = &self.data;
         let o = usize::try_from(offset).unwrap_or(usize::MAX);
         if o < FILE_HEADER_LEN || o >= data.len() {
-            return Err(Error::corrupt(&self.path, offset, "chunk reference out of range"));
+            return Err(Error::corrupt(
+                &self.path,
+                offset,
+                "chunk reference out of range",
+            ));
         }
         let Some((len, n)) = format::uvarint(&data[o + 1..]) else {
             return Err(Error::corrupt(&self.path, offset, "bad chunk length"));
         };
-        let end = (o + 1 + n).checked_add(usize::try_from(len).unwrap_or(usize::MAX)).filter(|&e| e + 4 <= data.len());
+        let end = (o + 1 + n)
+            .checked_add(usize::try_from(len).unwrap_or(usize::MAX))
+            .filter(|&e| e + 4 <= data.len());
         let Some(end) = end else {
-            return Err(Error::corrupt(&self.path, offset, format!("chunk of {len} bytes runs past the end of the file")));
+            return Err(Error::corrupt(
+                &self.path,
+                offset,
+                format!("chunk of {len} bytes runs past the end of the file"),
+            ));
         };
         let stored = u32::from_le_bytes(data[end..end + 4].try_into().expect("4 bytes"));
         if xxh3_64(&data[o..end]) as u32 != stored {
-            return Err(Error::corrupt(&self.path, offset, "chunk checksum mismatch"));
+            return Err(Error::corrupt(
+                &self.path,
+                offset,
+                "chunk checksum mismatch",
+            ));
         }
-        let enc = Encoding::from_u8(data[o]).map_err(|e| Error::corrupt(&self.path, offset, e.to_string()))?;
+        let enc = Encoding::from_u8(data[o])
+            .map_err(|e| Error::corrupt(&self.path, offset, e.to_string()))?;
         Ok((enc, &data[o + 1 + n..end]))
     }
 
@@ -217,41 +242,69 @@ impl Index {
     pub(crate) fn from_bytes(path: PathBuf, data: Bytes) -> Result<Index> {
         let bytes: &[u8] = &data;
         if bytes.len() < FILE_HEADER_LEN + TOC_LEN {
-            return Err(Error::corrupt(&path, bytes.len() as u64, "index truncated: shorter than header and toc"));
+            return Err(Error::corrupt(
+                &path,
+                bytes.len() as u64,
+                "index truncated: shorter than header and toc",
+            ));
         }
         format::check_header(&path, bytes, INDEX_MAGIC, VERSION)?;
         let toc_at = bytes.len() - TOC_LEN;
         let toc = &bytes[toc_at..];
         let stored = u64::from_le_bytes(toc[TOC_LEN - 8..].try_into().expect("8"));
         if xxh3_64(&toc[..TOC_LEN - 8]) != stored {
-            return Err(Error::corrupt(&path, toc_at as u64, "index toc checksum mismatch"));
+            return Err(Error::corrupt(
+                &path,
+                toc_at as u64,
+                "index toc checksum mismatch",
+            ));
         }
         let mut d = Decoder::new(&path, &toc[..TOC_LEN - 8], toc_at as u64);
         let mut sections = Vec::with_capacity(5);
         for name in ["symbols", "series", "offsets", "postings", "table"] {
             let at = d.offset();
             let (off, len, sum) = (d.u64()?, d.u64()?, d.u64()?);
-            let ok = off >= FILE_HEADER_LEN as u64 && off.checked_add(len).is_some_and(|e| e <= toc_at as u64);
+            let ok = off >= FILE_HEADER_LEN as u64
+                && off.checked_add(len).is_some_and(|e| e <= toc_at as u64);
             if !ok {
-                return Err(Error::corrupt(&path, at, format!("{name} section [{off}, +{len}) out of bounds")));
+                return Err(Error::corrupt(
+                    &path,
+                    at,
+                    format!("{name} section [{off}, +{len}) out of bounds"),
+                ));
             }
             let (off, len) = (off as usize, len as usize);
             if xxh3_64(&bytes[off..off + len]) != sum {
-                return Err(Error::corrupt(&path, off as u64, format!("{name} section checksum mismatch")));
+                return Err(Error::corrupt(
+                    &path,
+                    off as u64,
+                    format!("{name} section checksum mismatch"),
+                ));
             }
             sections.push(Section { off, len });
         }
         let nseries = d.u64()? as usize;
         let nsymbols = d.u64()? as usize;
         let mut it = sections.into_iter();
-        let (symbols, series, offsets, postings, table) =
-            (it.next().expect("5"), it.next().expect("5"), it.next().expect("5"), it.next().expect("5"), it.next().expect("5"));
+        let (symbols, series, offsets, postings, table) = (
+            it.next().expect("5"),
+            it.next().expect("5"),
+            it.next().expect("5"),
+            it.next().expect("5"),
+            it.next().expect("5"),
+        );
         // Symbols: count, offsets, strings; all strings must be UTF-8.
         let err = |at: usize, r: &str| Error::corrupt(&path, at as u64, r.to_string());
-        if symbols.len < 4 || nsymbols.checked_add(1).and_then(|n| n.checked_mul(4)).is_none_or(|n| n + 4 > symbols.len) {
+        if symbols.len < 4
+            || nsymbols
+                .checked_add(1)
+                .and_then(|n| n.checked_mul(4))
+                .is_none_or(|n| n + 4 > symbols.len)
+        {
             return Err(err(symbols.off, "symbol table does not fit its section"));
         }
-        let count = u32::from_le_bytes(bytes[symbols.off..symbols.off + 4].try_into().expect("4")) as usize;
+        let count =
+            u32::from_le_bytes(bytes[symbols.off..symbols.off + 4].try_into().expect("4")) as usize;
         if count != nsymbols {
             return Err(err(symbols.off, "symbol count disagrees with the toc"));
         }
@@ -260,9 +313,16 @@ impl Index {
         let strings_len = symbols.off + symbols.len - sym_strings;
         let mut prev = 0usize;
         for i in 0..=nsymbols {
-            let o = u32::from_le_bytes(bytes[sym_offsets + 4 * i..sym_offsets + 4 * i + 4].try_into().expect("4")) as usize;
+            let o = u32::from_le_bytes(
+                bytes[sym_offsets + 4 * i..sym_offsets + 4 * i + 4]
+                    .try_into()
+                    .expect("4"),
+            ) as usize;
             if o < prev || o > strings_len {
-                return Err(err(sym_offsets + 4 * i, "symbol offsets not increasing or out of range"));
+                return Err(err(
+                    sym_offsets + 4 * i,
+                    "symbol offsets not increasing or out of range",
+                ));
             }
             if i > 0 && std::str::from_utf8(&bytes[sym_strings + prev..sym_strings + o]).is_err() {
                 return Err(err(sym_strings + prev, "symbol is not valid UTF-8"));
@@ -270,12 +330,29 @@ impl Index {
             prev = o;
         }
         if offsets.len != nseries * 8 {
-            return Err(err(offsets.off, "series offsets section size disagrees with the series count"));
+            return Err(err(
+                offsets.off,
+                "series offsets section size disagrees with the series count",
+            ));
         }
         if table.len % ROW_LEN != 0 {
-            return Err(err(table.off, "postings table size is not a whole number of rows"));
+            return Err(err(
+                table.off,
+                "postings table size is not a whole number of rows",
+            ));
         }
-        Ok(Index { path, data, sym_offsets, sym_strings, nsymbols, series, offsets, postings, table, nseries })
+        Ok(Index {
+            path,
+            data,
+            sym_offsets,
+            sym_strings,
+            nsymbols,
+            series,
+            offsets,
+            postings,
+            table,
+            nseries,
+        })
     }
 
     fn corrupt(&self, at: usize, reason: impl Into<String>) -> Error {
@@ -294,7 +371,10 @@ impl Index {
     pub(crate) fn symbol(&self, r: u32) -> Result<&str> {
         let r = r as usize;
         if r >= self.nsymbols {
-            return Err(self.corrupt(self.sym_offsets, format!("symbol reference {r} out of range")));
+            return Err(self.corrupt(
+                self.sym_offsets,
+                format!("symbol reference {r} out of range"),
+            ));
         }
         let a = self.u32_at(self.sym_offsets + 4 * r) as usize;
         let b = self.u32_at(self.sym_offsets + 4 * r + 4) as usize;
@@ -323,7 +403,12 @@ impl Index {
 
     fn row(&self, i: usize) -> (u32, u32, u64, u32) {
         let at = self.table.off + i * ROW_LEN;
-        (self.u32_at(at), self.u32_at(at + 4), self.u64_at(at + 8), self.u32_at(at + 16))
+        (
+            self.u32_at(at),
+            self.u32_at(at + 4),
+            self.u64_at(at + 8),
+            self.u32_at(at + 16),
+        )
     }
 
     /// Index of the first row with name sym ≥ `name`.
@@ -344,17 +429,25 @@ impl Index {
     fn read_postings(&self, row: usize) -> Result<RoaringBitmap> {
         let (_, _, off, len) = self.row(row);
         let start = off as usize;
-        let end = start.checked_add(len as usize).filter(|&e| e <= self.postings.len);
+        let end = start
+            .checked_add(len as usize)
+            .filter(|&e| e <= self.postings.len);
         let Some(end) = end else {
-            return Err(self.corrupt(self.table.off + row * ROW_LEN, "postings reference out of range"));
+            return Err(self.corrupt(
+                self.table.off + row * ROW_LEN,
+                "postings reference out of range",
+            ));
         };
         let bytes = &self.data[self.postings.off + start..self.postings.off + end];
-        RoaringBitmap::deserialize_from(bytes).map_err(|e| self.corrupt(self.postings.off + start, format!("bad postings list: {e}")))
+        RoaringBitmap::deserialize_from(bytes)
+            .map_err(|e| self.corrupt(self.postings.off + start, format!("bad postings list: {e}")))
     }
 
     /// Rows `[a, b)` holding the values of label `name`.
     fn name_rows(&self, name: &str) -> Result<Option<(u32, usize, usize)>> {
-        let Some(n) = self.symbol_ref(name)? else { return Ok(None) };
+        let Some(n) = self.symbol_ref(name)? else {
+            return Ok(None);
+        };
         let a = self.lower_bound((n, 0));
         let b = self.lower_bound((n.saturating_add(1), 0));
         Ok(Some((n, a, if n == u32::MAX { self.rows() } else { b })))
@@ -375,8 +468,12 @@ impl Index {
 
     /// Values of `name` with the postings row of each.
     pub(crate) fn label_values(&self, name: &str) -> Result<Vec<(String, usize)>> {
-        let Some((_, a, b)) = self.name_rows(name)? else { return Ok(Vec::new()) };
-        (a..b).map(|i| Ok((self.symbol(self.row(i).1)?.to_string(), i))).collect()
+        let Some((_, a, b)) = self.name_rows(name)? else {
+            return Ok(Vec::new());
+        };
+        (a..b)
+            .map(|i| Ok((self.symbol(self.row(i).1)?.to_string(), i)))
+            .collect()
     }
 
     /// Labels and chunk metas of series `id`.
@@ -396,17 +493,34 @@ impl Index {
         for _ in 0..nl {
             let n = u32::try_from(d.uvarint()?).map_err(|_| d.err("symbol reference too large"))?;
             let v = u32::try_from(d.uvarint()?).map_err(|_| d.err("symbol reference too large"))?;
-            labels.push(Label { name: self.symbol(n)?.to_string(), value: self.symbol(v)?.to_string() });
+            labels.push(Label {
+                name: self.symbol(n)?.to_string(),
+                value: self.symbol(v)?.to_string(),
+            });
         }
         let nc = d.len(body.len())?;
         let mut chunks = Vec::with_capacity(nc);
         let (mut prev_maxt, mut prev_ref) = (0i64, 0u64);
         for i in 0..nc {
-            let mint = if i == 0 { d.varint()? } else { prev_maxt.wrapping_add(d.varint()?) };
+            let mint = if i == 0 {
+                d.varint()?
+            } else {
+                prev_maxt.wrapping_add(d.varint()?)
+            };
             let maxt = mint.wrapping_add(d.uvarint()? as i64);
-            let offset = if i == 0 { d.uvarint()? } else { prev_ref.wrapping_add(d.uvarint()?) };
-            let samples = u32::try_from(d.uvarint()?).map_err(|_| d.err("sample count too large"))?;
-            chunks.push(ChunkMeta { mint, maxt, offset, samples });
+            let offset = if i == 0 {
+                d.uvarint()?
+            } else {
+                prev_ref.wrapping_add(d.uvarint()?)
+            };
+            let samples =
+                u32::try_from(d.uvarint()?).map_err(|_| d.err("sample count too large"))?;
+            chunks.push(ChunkMeta {
+                mint,
+                maxt,
+                offset,
+                samples,
+            });
             prev_maxt = maxt;
             prev_ref = offset;
         }
@@ -438,7 +552,11 @@ impl PostingsSource for Index {
         Ok(RoaringBitmap::new())
     }
 
-    fn postings_where(&self, name: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+    fn postings_where(
+        &self,
+        name: &str,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<RoaringBitmap> {
         let mut out = RoaringBitmap::new();
         if let Some((_, a, b)) = self.name_rows(name)? {
             for i in a..b {
@@ -467,7 +585,13 @@ pub(crate) fn encode_chunks(samples: &[(i64, f64)]) -> Vec<EncodedChunk> {
         .chunks(MAX_SAMPLES_PER_CHUNK)
         .map(|c| {
             let (enc, data) = encode_best(c);
-            EncodedChunk { enc, data, mint: c[0].0, maxt: c[c.len() - 1].0, samples: c.len() as u32 }
+            EncodedChunk {
+                enc,
+                data,
+                mint: c[0].0,
+                maxt: c[c.len() - 1].0,
+                samples: c.len() as u32,
+            }
         })
         .collect()
 }
@@ -489,7 +613,11 @@ pub(crate) struct BlockWriter {
 impl BlockWriter {
     /// Starts block `meta.id` under `parent`. `symbols` must hold every label name and value of
     /// the series that will be added.
-    pub(crate) fn new(parent: &Path, mut meta: BlockMeta, symbols: BTreeSet<String>) -> Result<BlockWriter> {
+    pub(crate) fn new(
+        parent: &Path,
+        mut meta: BlockMeta,
+        symbols: BTreeSet<String>,
+    ) -> Result<BlockWriter> {
         let dir = parent.join(format!("{:016x}", meta.id));
         let tmp = parent.join(format!("{:016x}.tmp", meta.id));
         if tmp.exists() {
@@ -497,11 +625,18 @@ impl BlockWriter {
         }
         fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let cpath = tmp.join("chunks");
-        let mut chunks = BufWriter::with_capacity(1 << 20, File::create(&cpath).map_err(|e| Error::io(&cpath, e))?);
+        let mut chunks = BufWriter::with_capacity(
+            1 << 20,
+            File::create(&cpath).map_err(|e| Error::io(&cpath, e))?,
+        );
         let mut head = format::header(CHUNKS_MAGIC, VERSION);
         head.resize(FILE_HEADER_LEN, 0);
         chunks.write_all(&head).map_err(|e| Error::io(&cpath, e))?;
-        let symbols = symbols.into_iter().enumerate().map(|(i, s)| (s, i as u32)).collect();
+        let symbols = symbols
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| (s, i as u32))
+            .collect();
         meta.mint = i64::MAX;
         meta.maxt = i64::MIN;
         meta.num_series = 0;
@@ -522,7 +657,10 @@ impl BlockWriter {
     }
 
     fn sym(&self, s: &str) -> Result<u32> {
-        self.symbols.get(s).copied().ok_or_else(|| Error::InvalidOptions(format!("block writer: symbol {s:?} missing")))
+        self.symbols
+            .get(s)
+            .copied()
+            .ok_or_else(|| Error::InvalidOptions(format!("block writer: symbol {s:?} missing")))
     }
 
     /// Adds a series; calls must come in strictly increasing label order. Series without chunks
@@ -532,10 +670,13 @@ impl BlockWriter {
             return Ok(());
         }
         if self.last.as_ref().is_some_and(|l| l >= labels) {
-            return Err(Error::InvalidOptions(format!("block writer: series {labels} out of order")));
+            return Err(Error::InvalidOptions(format!(
+                "block writer: series {labels} out of order"
+            )));
         }
         let id = self.meta.num_series as u32;
-        self.offsets.extend_from_slice(&(self.series.len() as u64).to_le_bytes());
+        self.offsets
+            .extend_from_slice(&(self.series.len() as u64).to_le_bytes());
         put_uvarint(&mut self.series, labels.len() as u64);
         for l in labels.iter() {
             let (n, v) = (self.sym(&l.name)?, self.sym(&l.value)?);
@@ -554,7 +695,9 @@ impl BlockWriter {
             rec.extend_from_slice(&c.data);
             let sum = xxh3_64(&rec) as u32;
             rec.extend_from_slice(&sum.to_le_bytes());
-            self.chunks.write_all(&rec).map_err(|e| Error::io(&cpath, e))?;
+            self.chunks
+                .write_all(&rec)
+                .map_err(|e| Error::io(&cpath, e))?;
             self.chunks_len += rec.len() as u64;
             if i == 0 {
                 put_varint(&mut self.series, c.mint);
@@ -562,7 +705,10 @@ impl BlockWriter {
                 put_varint(&mut self.series, c.mint.wrapping_sub(prev_maxt));
             }
             put_uvarint(&mut self.series, c.maxt.wrapping_sub(c.mint) as u64);
-            put_uvarint(&mut self.series, if i == 0 { offset } else { offset - prev_ref });
+            put_uvarint(
+                &mut self.series,
+                if i == 0 { offset } else { offset - prev_ref },
+            );
             put_uvarint(&mut self.series, u64::from(c.samples));
             prev_maxt = c.maxt;
             prev_ref = offset;
@@ -580,7 +726,10 @@ impl BlockWriter {
     pub(crate) fn finish(mut self) -> Result<BlockMeta> {
         let cpath = self.tmp.join("chunks");
         self.chunks.flush().map_err(|e| Error::io(&cpath, e))?;
-        self.chunks.get_ref().sync_all().map_err(|e| Error::io(&cpath, e))?;
+        self.chunks
+            .get_ref()
+            .sync_all()
+            .map_err(|e| Error::io(&cpath, e))?;
         let mut syms: Vec<(&String, u32)> = self.symbols.iter().map(|(s, &i)| (s, i)).collect();
         syms.sort_by_key(|&(_, i)| i);
         let mut idx = format::header(INDEX_MAGIC, VERSION);
@@ -610,7 +759,8 @@ impl BlockWriter {
         let mut table = Vec::with_capacity(self.postings.len() * ROW_LEN);
         for (&(n, v), bm) in &self.postings {
             let start = post.len() as u64;
-            bm.serialize_into(&mut post).map_err(|e| Error::io(&self.tmp, e))?;
+            bm.serialize_into(&mut post)
+                .map_err(|e| Error::io(&self.tmp, e))?;
             table.extend_from_slice(&n.to_le_bytes());
             table.extend_from_slice(&v.to_le_bytes());
             table.extend_from_slice(&start.to_le_bytes());
@@ -655,9 +805,18 @@ impl Block {
         let index = Index::open(dir.join("index"))?;
         let chunks = Arc::new(ChunkFile::open(dir.join("chunks"))?);
         if index.num_series() as u64 != meta.num_series {
-            return Err(Error::corrupt(dir.join("index"), 0, "series count disagrees with meta"));
+            return Err(Error::corrupt(
+                dir.join("index"),
+                0,
+                "series count disagrees with meta",
+            ));
         }
-        Ok(Block { meta, dir, index, chunks })
+        Ok(Block {
+            meta,
+            dir,
+            index,
+            chunks,
+        })
     }
 
     pub fn meta(&self) -> &BlockMeta {
@@ -688,27 +847,43 @@ impl Block {
                 .map(|c| ChunkSource {
                     mint: c.mint,
                     maxt: c.maxt,
-                    data: ChunkData::Block { file: self.chunks.clone(), offset: c.offset },
+                    data: ChunkData::Block {
+                        file: self.chunks.clone(),
+                        offset: c.offset,
+                    },
                 })
                 .collect();
             if sources.is_empty() {
                 continue;
             }
-            let deleted = deleted.and_then(|d| d.get(&id)).cloned().unwrap_or_default();
-            out.push(Series { labels, sources, deleted, mint, maxt });
+            let deleted = deleted
+                .and_then(|d| d.get(&id))
+                .cloned()
+                .unwrap_or_default();
+            out.push(Series {
+                labels,
+                sources,
+                deleted,
+                mint,
+                maxt,
+            });
         }
         Ok(out)
     }
 
     /// Every series of the block with its chunk metas, in label order (for compaction).
-    pub(crate) fn all_series(&self) -> impl Iterator<Item = Result<(u32, Labels, Vec<ChunkMeta>)>> + '_ {
-        (0..self.index.num_series() as u32).map(move |id| self.index.series(id).map(|(l, c)| (id, l, c)))
+    pub(crate) fn all_series(
+        &self,
+    ) -> impl Iterator<Item = Result<(u32, Labels, Vec<ChunkMeta>)>> + '_ {
+        (0..self.index.num_series() as u32)
+            .map(move |id| self.index.series(id).map(|(l, c)| (id, l, c)))
     }
 
     /// Decodes one chunk of this block.
     pub(crate) fn decode_chunk(&self, meta: &ChunkMeta) -> Result<Vec<(i64, f64)>> {
         let (enc, bytes) = self.chunks.chunk(meta.offset)?;
-        crate::chunk::decode_all(enc, bytes).map_err(|e| Error::corrupt(self.dir.join("chunks"), meta.offset, e.to_string()))
+        crate::chunk::decode_all(enc, bytes)
+            .map_err(|e| Error::corrupt(self.dir.join("chunks"), meta.offset, e.to_string()))
     }
 
     /// Series ids matching `matchers`.
@@ -726,7 +901,9 @@ pub fn fuzz_index(data: &[u8]) {
         }
         if let Ok(names) = idx.label_names() {
             for (n, ..) in names {
-                let _ = idx.label_values(&n).map(|vals| vals.iter().map(|(_, row)| idx.read_postings(*row)).count());
+                let _ = idx
+                    .label_values(&n)
+                    .map(|vals| vals.iter().map(|(_, row)| idx.read_postings(*row)).count());
             }
         }
     }

@@ -96,7 +96,10 @@ impl Default for Options {
 impl Options {
     fn validate(&self) -> Result<()> {
         if self.block_range_ms < 1000 {
-            return Err(Error::InvalidOptions(format!("block range {} ms is below 1 s", self.block_range_ms)));
+            return Err(Error::InvalidOptions(format!(
+                "block range {} ms is below 1 s",
+                self.block_range_ms
+            )));
         }
         if self.ooo_window_ms < 0 || self.ooo_window_ms > self.block_range_ms / 2 {
             return Err(Error::InvalidOptions(format!(
@@ -110,7 +113,9 @@ impl Options {
 
     fn max_range(&self) -> i64 {
         let by_retention = self.retention_ms.map_or(i64::MAX, |r| r / 10);
-        self.max_block_range_ms.min(by_retention).max(self.block_range_ms)
+        self.max_block_range_ms
+            .min(by_retention)
+            .max(self.block_range_ms)
     }
 }
 
@@ -178,7 +183,12 @@ pub struct Db {
 /// Tenant names as Cortex/Mimir allow them; they are used as directory names.
 pub fn validate_tenant(name: &str) -> Result<()> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || "!-_.*'()".contains(c);
-    if name.is_empty() || name.len() > 150 || name == "." || name == ".." || !name.chars().all(ok_char) {
+    if name.is_empty()
+        || name.len() > 150
+        || name == "."
+        || name == ".."
+        || !name.chars().all(ok_char)
+    {
         return Err(Error::InvalidTenant(name.chars().take(64).collect()));
     }
     Ok(())
@@ -192,20 +202,33 @@ impl Db {
         fs::create_dir_all(dir.join("blocks")).map_err(|e| Error::io(&dir, e))?;
         fs::create_dir_all(dir.join("head")).map_err(|e| Error::io(&dir, e))?;
         let mpath = dir.join("MANIFEST");
-        let manifest = if mpath.exists() { Manifest::decode(&mpath, &format::read_file(&mpath)?)? } else { Manifest::default() };
-        let cfg = HeadConfig { block_range: opts.block_range_ms, ooo_window: opts.ooo_window_ms, limits: opts.limits.clone() };
+        let manifest = if mpath.exists() {
+            Manifest::decode(&mpath, &format::read_file(&mpath)?)?
+        } else {
+            Manifest::default()
+        };
+        let cfg = HeadConfig {
+            block_range: opts.block_range_ms,
+            ooo_window: opts.ooo_window_ms,
+            limits: opts.limits.clone(),
+        };
 
         // Head checkpoint.
         let mut heads: BTreeMap<String, HeadData> = BTreeMap::new();
         let mut segments = Vec::new();
         if manifest.checkpoint != 0 {
-            let cpath = dir.join("head").join(format!("checkpoint-{:016x}", manifest.checkpoint));
+            let cpath = dir
+                .join("head")
+                .join(format!("checkpoint-{:016x}", manifest.checkpoint));
             let data = format::read_file(&cpath)?;
             let body = format::open_sealed(&cpath, &data, CHECKPOINT_MAGIC, CHECKPOINT_VERSION)?;
             let mut d = Decoder::new(&cpath, body, format::HEADER_LEN as u64);
             let applied = d.u64()?;
             if applied != manifest.applied_index {
-                return Err(d.err(format!("checkpoint holds index {applied}, manifest says {}", manifest.applied_index)));
+                return Err(d.err(format!(
+                    "checkpoint holds index {applied}, manifest says {}",
+                    manifest.applied_index
+                )));
             }
             for _ in 0..d.len(d.remaining())? {
                 let seq = d.u32()?;
@@ -219,8 +242,15 @@ impl Db {
         }
         let files = HeadFiles::open(&dir.join("head").join("chunks"), &segments)?;
         for h in heads.values() {
-            if let Some(seq) = h.referenced_segments().find(|s| files.segment(*s).is_none()) {
-                return Err(Error::corrupt(dir.join("head"), 0, format!("checkpoint references missing segment {seq:08}")));
+            if let Some(seq) = h
+                .referenced_segments()
+                .find(|s| files.segment(*s).is_none())
+            {
+                return Err(Error::corrupt(
+                    dir.join("head"),
+                    0,
+                    format!("checkpoint references missing segment {seq:08}"),
+                ));
             }
         }
 
@@ -247,7 +277,14 @@ impl Db {
             let head = heads.remove(&name).unwrap_or_else(HeadData::new);
             let mut bl = blocks.remove(&name).unwrap_or_default();
             bl.sort_by_key(|b| (b.meta.mint, b.meta.id));
-            tenants.insert(name.clone(), Arc::new(Tenant { name, head: RwLock::new(head), blocks: RwLock::new(Arc::new(bl)) }));
+            tenants.insert(
+                name.clone(),
+                Arc::new(Tenant {
+                    name,
+                    head: RwLock::new(head),
+                    blocks: RwLock::new(Arc::new(bl)),
+                }),
+            );
         }
         let applied = manifest.applied_index;
         Ok(Db {
@@ -281,7 +318,11 @@ impl Db {
         let mut w = self.tenants.write();
         Ok(w.entry(name.to_string())
             .or_insert_with(|| {
-                Arc::new(Tenant { name: name.to_string(), head: RwLock::new(HeadData::new()), blocks: RwLock::new(Arc::new(Vec::new())) })
+                Arc::new(Tenant {
+                    name: name.to_string(),
+                    head: RwLock::new(HeadData::new()),
+                    blocks: RwLock::new(Arc::new(Vec::new())),
+                })
             })
             .clone())
     }
@@ -302,10 +343,18 @@ impl Db {
         let _a = self.apply_lock.lock();
         let applied = self.applied.load(Ordering::Acquire);
         if log_index != 0 && log_index <= applied {
-            return Ok(ApplyReport { already_applied: true, ..Default::default() });
+            return Ok(ApplyReport {
+                already_applied: true,
+                ..Default::default()
+            });
         }
         let mut report = ApplyReport::default();
-        let stats = t.head.write().append(&self.files, &self.cfg, &batch.series, &mut report.rejections)?;
+        let stats = t.head.write().append(
+            &self.files,
+            &self.cfg,
+            &batch.series,
+            &mut report.rejections,
+        )?;
         report.samples_accepted = stats.samples;
         report.series_created = stats.series_created;
         if log_index != 0 {
@@ -317,8 +366,17 @@ impl Db {
     /// Marks samples of the series matching `matchers` in `[mint, maxt]` deleted (as
     /// Prometheus's `admin/tsdb/delete_series`). Returns the number of matching series found in
     /// the head and blocks (a series in several places counts in each).
-    pub fn delete_series(&self, tenant: &str, matchers: &[Matcher], mint: i64, maxt: i64, log_index: u64) -> Result<u64> {
-        let Some(t) = self.tenant(tenant) else { return Ok(0) };
+    pub fn delete_series(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        log_index: u64,
+    ) -> Result<u64> {
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(0);
+        };
         let _a = self.apply_lock.lock();
         if log_index != 0 && log_index <= self.applied.load(Ordering::Acquire) {
             return Ok(0);
@@ -326,7 +384,10 @@ impl Db {
         let mut n = t.head.write().delete(matchers, mint, maxt)?;
         let blocks = t.blocks.read().clone();
         let mut tomb = (**self.tombstones.read()).clone();
-        for b in blocks.iter().filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt) {
+        for b in blocks
+            .iter()
+            .filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt)
+        {
             for id in b.postings(matchers)? {
                 tomb.add(b.meta.id, id, mint, maxt);
                 n += 1;
@@ -351,24 +412,45 @@ impl Db {
 
     /// Series of `tenant` matching all `matchers` with samples in `[mint, maxt]`, sorted by
     /// labels. The result is a consistent snapshot: it reflects whole batches only.
-    pub fn select(&self, tenant: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>> {
-        let Some(t) = self.tenant(tenant) else { return Ok(Vec::new()) };
+    pub fn select(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>> {
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         // Head first, then blocks: a head cut that runs in between adds its block before it
         // truncates the head, so data is seen twice (and deduplicated), never missed.
         let head = t.head.read().select(&self.files, matchers, mint, maxt)?;
         let blocks = t.blocks.read().clone();
         let tomb = self.tombstones.read().clone();
-        let overlapping: Vec<&Arc<Block>> = blocks.iter().filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt).collect();
-        let mut lists: Vec<Vec<Series>> =
-            overlapping.par_iter().map(|b| b.select(matchers, mint, maxt, tomb.0.get(&b.meta.id))).collect::<Result<_>>()?;
+        let overlapping: Vec<&Arc<Block>> = blocks
+            .iter()
+            .filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt)
+            .collect();
+        let mut lists: Vec<Vec<Series>> = overlapping
+            .par_iter()
+            .map(|b| b.select(matchers, mint, maxt, tomb.0.get(&b.meta.id)))
+            .collect::<Result<_>>()?;
         lists.push(head);
         Ok(merge_sorted(lists))
     }
 
     /// Label names of the series matching `matchers` (all series when empty) with data in the
     /// time range, sorted.
-    pub fn label_names(&self, tenant: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>> {
-        let Some(t) = self.tenant(tenant) else { return Ok(Vec::new()) };
+    pub fn label_names(
+        &self,
+        tenant: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>> {
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let mut names = BTreeSet::new();
         {
             let h = t.head.read();
@@ -382,7 +464,12 @@ impl Db {
                 }
             }
         }
-        for b in t.blocks.read().iter().filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt) {
+        for b in t
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt)
+        {
             if matchers.is_empty() {
                 names.extend(b.index.label_names()?.into_iter().map(|(n, ..)| n));
             } else {
@@ -396,13 +483,26 @@ impl Db {
 
     /// Values of label `name` on the series matching `matchers` with data in the time range,
     /// sorted.
-    pub fn label_values(&self, tenant: &str, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>> {
-        let Some(t) = self.tenant(tenant) else { return Ok(Vec::new()) };
+    pub fn label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>> {
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(Vec::new());
+        };
         let mut values = BTreeSet::new();
         {
             let h = t.head.read();
             if h.maxt >= mint && h.mint <= maxt && h.num_series() > 0 {
-                let ids = if matchers.is_empty() { None } else { Some(h.postings_of(matchers)?) };
+                let ids = if matchers.is_empty() {
+                    None
+                } else {
+                    Some(h.postings_of(matchers)?)
+                };
                 for (v, bm) in h.label_values(name) {
                     if ids.as_ref().is_none_or(|ids| !bm.is_disjoint(ids)) {
                         values.insert(v);
@@ -410,7 +510,12 @@ impl Db {
                 }
             }
         }
-        for b in t.blocks.read().iter().filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt) {
+        for b in t
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.meta.maxt >= mint && b.meta.mint <= maxt)
+        {
             if matchers.is_empty() {
                 values.extend(b.index.label_values(name)?.into_iter().map(|(v, _)| v));
             } else {
@@ -426,7 +531,9 @@ impl Db {
 
     /// Cardinality statistics of the tenant's head; each list holds the top `limit` entries.
     pub fn stats(&self, tenant: &str, limit: usize) -> Result<TsdbStats> {
-        let Some(t) = self.tenant(tenant) else { return Ok(TsdbStats::default()) };
+        let Some(t) = self.tenant(tenant) else {
+            return Ok(TsdbStats::default());
+        };
         let h = t.head.read();
         let mut by_metric = Vec::new();
         let mut pairs = Vec::new();
@@ -462,10 +569,17 @@ impl Db {
 
     /// Bytes of all persisted files (blocks, head chunk files, checkpoint, manifest).
     pub fn disk_bytes(&self) -> u64 {
-        let blocks: u64 = self.tenants.read().values().flat_map(|t| t.blocks.read().iter().map(|b| b.size()).collect::<Vec<_>>()).sum();
+        let blocks: u64 = self
+            .tenants
+            .read()
+            .values()
+            .flat_map(|t| t.blocks.read().iter().map(|b| b.size()).collect::<Vec<_>>())
+            .sum();
         let m = self.maint.lock();
         let ckpt = if m.manifest.checkpoint != 0 {
-            fs::metadata(self.checkpoint_path(m.manifest.checkpoint)).map(|md| md.len()).unwrap_or(0)
+            fs::metadata(self.checkpoint_path(m.manifest.checkpoint))
+                .map(|md| md.len())
+                .unwrap_or(0)
         } else {
             0
         };
@@ -474,7 +588,9 @@ impl Db {
 
     /// Metadata of the tenant's blocks, oldest first.
     pub fn blocks(&self, tenant: &str) -> Vec<BlockMeta> {
-        self.tenant(tenant).map(|t| t.blocks.read().iter().map(|b| b.meta.clone()).collect()).unwrap_or_default()
+        self.tenant(tenant)
+            .map(|t| t.blocks.read().iter().map(|b| b.meta.clone()).collect())
+            .unwrap_or_default()
     }
 
     fn checkpoint_path(&self, seq: u64) -> PathBuf {
@@ -519,7 +635,10 @@ impl Db {
         if tomb.0.is_empty() {
             next.tombstones = 0;
         } else {
-            format::write_atomic(&self.dir.join(format!("tombstones-{seq:016x}")), &tomb.encode())?;
+            format::write_atomic(
+                &self.dir.join(format!("tombstones-{seq:016x}")),
+                &tomb.encode(),
+            )?;
             next.tombstones = seq;
         }
         self.write_manifest(m, next)?;
@@ -532,7 +651,13 @@ impl Db {
             .tenants
             .read()
             .values()
-            .flat_map(|t| t.blocks.read().iter().map(|b| (t.name.clone(), b.meta.id)).collect::<Vec<_>>())
+            .flat_map(|t| {
+                t.blocks
+                    .read()
+                    .iter()
+                    .map(|b| (t.name.clone(), b.meta.id))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         format::write_atomic(&self.dir.join("MANIFEST"), &next.encode())?;
         m.manifest = next;
@@ -593,7 +718,11 @@ impl Db {
     /// be appended meanwhile, so even the newest segment may go when nothing refers to it.
     fn remove_unused_segments(&self, tenants: &[Arc<Tenant>]) -> Result<()> {
         let _a = self.apply_lock.lock();
-        let min = tenants.iter().filter_map(|t| t.head.read().referenced_segments().min()).min().unwrap_or(u32::MAX);
+        let min = tenants
+            .iter()
+            .filter_map(|t| t.head.read().referenced_segments().min())
+            .min()
+            .unwrap_or(u32::MAX);
         self.files.remove_below(min, true)
     }
 
@@ -621,11 +750,22 @@ impl Db {
         let mut a = align_down(start, range);
         let mut cut = 0;
         while a < upto {
-            let (lo, hi) = (a.max(start), (a.saturating_add(range)).min(upto).saturating_sub(1));
+            let (lo, hi) = (
+                a.max(start),
+                (a.saturating_add(range)).min(upto).saturating_sub(1),
+            );
             let series = t.head.read().select(&self.files, &[], lo, hi)?;
             if !series.is_empty() {
                 let id = Self::alloc_id(m);
-                let meta = self.write_block(&t.name, id, 1, vec![], series.into_iter().map(|s| (s.labels.clone(), SeriesInput::Head(s))))?;
+                let meta = self.write_block(
+                    &t.name,
+                    id,
+                    1,
+                    vec![],
+                    series
+                        .into_iter()
+                        .map(|s| (s.labels.clone(), SeriesInput::Head(s))),
+                )?;
                 if let Some(meta) = meta {
                     let b = Arc::new(Block::open(self.block_dir(&t.name, meta.id))?);
                     let mut list = (**t.blocks.read()).clone();
@@ -642,7 +782,10 @@ impl Db {
     }
 
     fn block_dir(&self, tenant: &str, id: u64) -> PathBuf {
-        self.dir.join("blocks").join(tenant).join(format!("{id:016x}"))
+        self.dir
+            .join("blocks")
+            .join(tenant)
+            .join(format!("{id:016x}"))
     }
 
     /// Writes a block from label-sorted inputs; decoding and encoding run in parallel batches.
@@ -668,11 +811,23 @@ impl Db {
         }
         let parent = self.dir.join("blocks").join(tenant);
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-        let meta = BlockMeta { id, tenant: tenant.to_string(), mint: 0, maxt: 0, level, num_series: 0, num_chunks: 0, num_samples: 0, sources };
+        let meta = BlockMeta {
+            id,
+            tenant: tenant.to_string(),
+            mint: 0,
+            maxt: 0,
+            level,
+            num_series: 0,
+            num_chunks: 0,
+            num_samples: 0,
+            sources,
+        };
         let mut w = BlockWriter::new(&parent, meta, symbols)?;
         for batch in inputs.chunks(WRITE_BATCH_SERIES) {
-            let encoded: Vec<Vec<EncodedChunk>> =
-                batch.par_iter().map(|(_, input)| input.samples().map(|s| encode_chunks(&s))).collect::<Result<_>>()?;
+            let encoded: Vec<Vec<EncodedChunk>> = batch
+                .par_iter()
+                .map(|(_, input)| input.samples().map(|s| encode_chunks(&s)))
+                .collect::<Result<_>>()?;
             for ((labels, _), chunks) in batch.iter().zip(encoded) {
                 w.add_series(labels, &chunks)?;
             }
@@ -726,7 +881,8 @@ impl Db {
             }
             for (g, group) in groups {
                 // Only ranges that no new data can still fall into.
-                if group.len() > 1 && g.saturating_add(r) <= limit && g.saturating_add(r) <= horizon {
+                if group.len() > 1 && g.saturating_add(r) <= limit && g.saturating_add(r) <= horizon
+                {
                     return Some(group);
                 }
             }
@@ -741,7 +897,8 @@ impl Db {
         let level = group.iter().map(|b| b.meta.level).max().unwrap_or(1) + 1;
         let sources: Vec<u64> = group.iter().map(|b| b.meta.id).collect();
         // K-way merge of the blocks' label-sorted series.
-        let mut all: BTreeMap<Labels, Vec<(Arc<Block>, crate::block::ChunkMeta, Vec<(i64, i64)>)>> = BTreeMap::new();
+        let mut all: BTreeMap<Labels, Vec<(Arc<Block>, crate::block::ChunkMeta, Vec<(i64, i64)>)>> =
+            BTreeMap::new();
         for b in &group {
             let bt = tomb.0.get(&b.meta.id);
             for item in b.all_series() {
@@ -753,7 +910,13 @@ impl Db {
                 }
             }
         }
-        let meta = self.write_block(&t.name, id, level, sources, all.into_iter().map(|(l, c)| (l, SeriesInput::Blocks(c))))?;
+        let meta = self.write_block(
+            &t.name,
+            id,
+            level,
+            sources,
+            all.into_iter().map(|(l, c)| (l, SeriesInput::Blocks(c))),
+        )?;
         let new_block = match meta {
             Some(meta) => Some(Arc::new(Block::open(self.block_dir(&t.name, meta.id))?)),
             None => None,
@@ -762,13 +925,27 @@ impl Db {
     }
 
     /// Swaps `old` for `new` in the tenant's list, persists the manifest, deletes the old dirs.
-    fn replace_blocks(&self, m: &mut Maint, t: &Tenant, old: &[Arc<Block>], new: Option<Arc<Block>>) -> Result<()> {
+    fn replace_blocks(
+        &self,
+        m: &mut Maint,
+        t: &Tenant,
+        old: &[Arc<Block>],
+        new: Option<Arc<Block>>,
+    ) -> Result<()> {
         let old_ids: HashSet<u64> = old.iter().map(|b| b.meta.id).collect();
-        let mut list: Vec<Arc<Block>> = t.blocks.read().iter().filter(|b| !old_ids.contains(&b.meta.id)).cloned().collect();
+        let mut list: Vec<Arc<Block>> = t
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| !old_ids.contains(&b.meta.id))
+            .cloned()
+            .collect();
         list.extend(new);
         list.sort_by_key(|b| (b.meta.mint, b.meta.id));
         *t.blocks.write() = Arc::new(list);
-        let had_tombstones = old_ids.iter().any(|id| self.tombstones.read().0.contains_key(id));
+        let had_tombstones = old_ids
+            .iter()
+            .any(|id| self.tombstones.read().0.contains_key(id));
         if had_tombstones {
             let mut tomb = (**self.tombstones.read()).clone();
             tomb.0.retain(|id, _| !old_ids.contains(id));
@@ -790,17 +967,34 @@ impl Db {
         if let Some(ret) = self.opts.retention_ms {
             for t in tenants {
                 let blocks = t.blocks.read().clone();
-                let newest = blocks.iter().map(|b| b.meta.maxt).chain([t.head.read().maxt]).max().unwrap_or(i64::MIN);
-                for b in blocks.iter().filter(|b| b.meta.maxt < newest.saturating_sub(ret)) {
+                let newest = blocks
+                    .iter()
+                    .map(|b| b.meta.maxt)
+                    .chain([t.head.read().maxt])
+                    .max()
+                    .unwrap_or(i64::MIN);
+                for b in blocks
+                    .iter()
+                    .filter(|b| b.meta.maxt < newest.saturating_sub(ret))
+                {
                     doomed.push((t.clone(), b.clone()));
                 }
             }
         }
         if let Some(limit) = self.opts.retention_bytes {
-            let mut all: Vec<(Arc<Tenant>, Arc<Block>)> =
-                tenants.iter().flat_map(|t| t.blocks.read().iter().map(|b| (t.clone(), b.clone())).collect::<Vec<_>>()).collect();
+            let mut all: Vec<(Arc<Tenant>, Arc<Block>)> = tenants
+                .iter()
+                .flat_map(|t| {
+                    t.blocks
+                        .read()
+                        .iter()
+                        .map(|b| (t.clone(), b.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
             all.sort_by_key(|(_, b)| (b.meta.maxt, b.meta.id));
-            let mut total: u64 = all.iter().map(|(_, b)| b.size()).sum::<u64>() + self.files.bytes();
+            let mut total: u64 =
+                all.iter().map(|(_, b)| b.size()).sum::<u64>() + self.files.bytes();
             for (t, b) in all {
                 if total <= limit {
                     break;
@@ -846,7 +1040,10 @@ impl Db {
                 }
             })
             .expect("spawn compactor thread");
-        Compactor { stop: Some(tx), handle: Some(handle) }
+        Compactor {
+            stop: Some(tx),
+            handle: Some(handle),
+        }
     }
 }
 
@@ -900,7 +1097,9 @@ impl SeriesInput {
 }
 
 fn remove_unlisted_blocks(root: &Path, listed: &HashSet<(String, u64)>) -> Result<()> {
-    let Ok(tenants) = fs::read_dir(root) else { return Ok(()) };
+    let Ok(tenants) = fs::read_dir(root) else {
+        return Ok(());
+    };
     for t in tenants {
         let t = t.map_err(|e| Error::io(root, e))?;
         let tname = t.file_name().to_string_lossy().to_string();
@@ -921,7 +1120,10 @@ fn remove_unlisted_blocks(root: &Path, listed: &HashSet<(String, u64)>) -> Resul
 fn remove_stale_files(dir: &Path, m: &Manifest) -> Result<()> {
     let keep_ckpt = format!("checkpoint-{:016x}", m.checkpoint);
     let keep_tomb = format!("tombstones-{:016x}", m.tombstones);
-    for (d, prefix, keep) in [(dir.join("head"), "checkpoint-", keep_ckpt), (dir.to_path_buf(), "tombstones-", keep_tomb)] {
+    for (d, prefix, keep) in [
+        (dir.join("head"), "checkpoint-", keep_ckpt),
+        (dir.to_path_buf(), "tombstones-", keep_tomb),
+    ] {
         for e in fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
             let e = e.map_err(|e| Error::io(&d, e))?;
             let name = e.file_name().to_string_lossy().to_string();
@@ -936,7 +1138,9 @@ fn remove_stale_files(dir: &Path, m: &Manifest) -> Result<()> {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Db")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

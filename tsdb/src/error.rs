@@ -28,7 +28,9 @@ pub enum Error {
         reason: String,
     },
     /// A file written by a format version this build does not read.
-    #[error("unsupported format version {version} of {path} (this build reads version {supported})")]
+    #[error(
+        "unsupported format version {version} of {path} (this build reads version {supported})"
+    )]
     UnsupportedVersion {
         path: PathBuf,
         version: u16,
@@ -47,11 +49,22 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
-    pub(crate) fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Error {
-        Error::Corrupt { path: path.into(), offset, reason: reason.into() }
+    pub(crate) fn corrupt(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Error {
+        Error::Corrupt {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// True for errors that a retry cannot fix (corruption, bad configuration).

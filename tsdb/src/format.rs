@@ -43,18 +43,30 @@ pub(crate) fn header(magic: &[u8; 8], version: u16) -> Vec<u8> {
 /// Verifies magic and version of `data`.
 pub(crate) fn check_header(path: &Path, data: &[u8], magic: &[u8; 8], version: u16) -> Result<()> {
     if data.len() < HEADER_LEN {
-        return Err(Error::corrupt(path, data.len() as u64, "file shorter than its header"));
+        return Err(Error::corrupt(
+            path,
+            data.len() as u64,
+            "file shorter than its header",
+        ));
     }
     if &data[..8] != magic {
         return Err(Error::corrupt(
             path,
             0,
-            format!("bad magic {:?}, expected {:?}", String::from_utf8_lossy(&data[..8]), String::from_utf8_lossy(magic)),
+            format!(
+                "bad magic {:?}, expected {:?}",
+                String::from_utf8_lossy(&data[..8]),
+                String::from_utf8_lossy(magic)
+            ),
         ));
     }
     let v = u16::from_le_bytes([data[8], data[9]]);
     if v != version {
-        return Err(Error::UnsupportedVersion { path: path.to_path_buf(), version: v, supported: version });
+        return Err(Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            version: v,
+            supported: version,
+        });
     }
     Ok(())
 }
@@ -66,16 +78,29 @@ pub(crate) fn seal(buf: &mut Vec<u8>) {
 }
 
 /// Verifies a sealed file and returns its body (between header and checksum).
-pub(crate) fn open_sealed<'a>(path: &Path, data: &'a [u8], magic: &[u8; 8], version: u16) -> Result<&'a [u8]> {
+pub(crate) fn open_sealed<'a>(
+    path: &Path,
+    data: &'a [u8],
+    magic: &[u8; 8],
+    version: u16,
+) -> Result<&'a [u8]> {
     if data.len() < HEADER_LEN + CHECKSUM_LEN {
-        return Err(Error::corrupt(path, data.len() as u64, "file truncated: shorter than header and checksum"));
+        return Err(Error::corrupt(
+            path,
+            data.len() as u64,
+            "file truncated: shorter than header and checksum",
+        ));
     }
     check_header(path, data, magic, version)?;
     let split = data.len() - CHECKSUM_LEN;
     let want = u64::from_le_bytes(data[split..].try_into().expect("8 bytes"));
     let got = checksum(&data[..split]);
     if want != got {
-        return Err(Error::corrupt(path, split as u64, format!("checksum mismatch: stored {want:#018x}, computed {got:#018x}")));
+        return Err(Error::corrupt(
+            path,
+            split as u64,
+            format!("checksum mismatch: stored {want:#018x}, computed {got:#018x}"),
+        ));
     }
     Ok(&data[HEADER_LEN..split])
 }
@@ -96,7 +121,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Fsyncs a directory so that renames and creations in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
 }
 
 /// Reads a whole file.
@@ -152,7 +179,12 @@ pub(crate) struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// `base` is the absolute file offset of `data[0]`.
     pub(crate) fn new(path: &'a Path, data: &'a [u8], base: u64) -> Self {
-        Decoder { data, pos: 0, base, path }
+        Decoder {
+            data,
+            pos: 0,
+            base,
+            path,
+        }
     }
 
     pub(crate) fn offset(&self) -> u64 {
@@ -169,7 +201,10 @@ impl<'a> Decoder<'a> {
 
     pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.remaining() < n {
-            return Err(self.err(format!("truncated: need {n} bytes, {} left", self.remaining())));
+            return Err(self.err(format!(
+                "truncated: need {n} bytes, {} left",
+                self.remaining()
+            )));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -177,11 +212,15 @@ impl<'a> Decoder<'a> {
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.bytes(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.bytes(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.bytes(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.bytes(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     pub(crate) fn uvarint(&mut self) -> Result<u64> {
@@ -216,7 +255,8 @@ impl<'a> Decoder<'a> {
     pub(crate) fn str(&mut self) -> Result<&'a str> {
         let at = self.offset();
         let b = self.byte_str()?;
-        std::str::from_utf8(b).map_err(|_| Error::corrupt(self.path, at, "string is not valid UTF-8"))
+        std::str::from_utf8(b)
+            .map_err(|_| Error::corrupt(self.path, at, "string is not valid UTF-8"))
     }
 
     pub(crate) fn expect_end(&self) -> Result<()> {
@@ -261,14 +301,23 @@ mod tests {
         buf.extend_from_slice(b"hello world");
         seal(&mut buf);
         let p = Path::new("x");
-        assert_eq!(open_sealed(p, &buf, b"O11YTEST", 1).unwrap(), b"hello world");
+        assert_eq!(
+            open_sealed(p, &buf, b"O11YTEST", 1).unwrap(),
+            b"hello world"
+        );
         for i in 0..buf.len() {
             let mut bad = buf.clone();
             bad[i] ^= 0x40;
-            assert!(open_sealed(p, &bad, b"O11YTEST", 1).is_err(), "flip at {i} undetected");
+            assert!(
+                open_sealed(p, &bad, b"O11YTEST", 1).is_err(),
+                "flip at {i} undetected"
+            );
         }
         for n in 0..buf.len() {
-            assert!(open_sealed(p, &buf[..n], b"O11YTEST", 1).is_err(), "truncation to {n} undetected");
+            assert!(
+                open_sealed(p, &buf[..n], b"O11YTEST", 1).is_err(),
+                "truncation to {n} undetected"
+            );
         }
     }
 }

@@ -88,18 +88,34 @@ pub(crate) struct MemSeries {
 
 impl MemSeries {
     fn new(labels: Box<[u32]>) -> Self {
-        MemSeries { labels, chunks: Vec::new(), open: XorAppender::new(), last_t: i64::MIN, ooo: None, deleted: None }
+        MemSeries {
+            labels,
+            chunks: Vec::new(),
+            open: XorAppender::new(),
+            last_t: i64::MIN,
+            ooo: None,
+            deleted: None,
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.chunks.is_empty() && self.open.num_samples() == 0 && self.ooo.as_ref().is_none_or(|o| o.is_empty())
+        self.chunks.is_empty()
+            && self.open.num_samples() == 0
+            && self.ooo.as_ref().is_none_or(|o| o.is_empty())
     }
 
     /// Looks up the in-order value at `t`, decoding at most the chunk that covers it.
     fn in_order_value(&self, files: &HeadFiles, t: i64) -> Result<Option<f64>> {
-        let find = |samples: Vec<(i64, f64)>| samples.binary_search_by_key(&t, |s| s.0).ok().map(|i| samples[i].1);
+        let find = |samples: Vec<(i64, f64)>| {
+            samples
+                .binary_search_by_key(&t, |s| s.0)
+                .ok()
+                .map(|i| samples[i].1)
+        };
         if self.open.first_t().is_some_and(|f| f <= t) {
-            return Ok(find(decode_all(Encoding::Xor, self.open.bytes()).map_err(chunk_err)?));
+            return Ok(find(
+                decode_all(Encoding::Xor, self.open.bytes()).map_err(chunk_err)?,
+            ));
         }
         for c in self.chunks.iter().rev() {
             if c.mint <= t && t <= c.maxt {
@@ -114,11 +130,19 @@ impl MemSeries {
 }
 
 fn chunk_err(e: crate::chunk::ChunkError) -> Error {
-    Error::Corrupt { path: "<head chunk>".into(), offset: 0, reason: e.to_string() }
+    Error::Corrupt {
+        path: "<head chunk>".into(),
+        offset: 0,
+        reason: e.to_string(),
+    }
 }
 
 fn missing_segment(seq: u32) -> Error {
-    Error::Corrupt { path: format!("head chunk segment {seq:08}").into(), offset: 0, reason: "segment missing".into() }
+    Error::Corrupt {
+        path: format!("head chunk segment {seq:08}").into(),
+        offset: 0,
+        reason: "segment missing".into(),
+    }
 }
 
 /// Rounds `t` down to a multiple of `range`.
@@ -197,10 +221,13 @@ impl HeadData {
     }
 
     fn same_labels(&self, id: u32, raw: &[Label]) -> bool {
-        let Some(s) = &self.series[id as usize] else { return false };
+        let Some(s) = &self.series[id as usize] else {
+            return false;
+        };
         s.labels.len() == raw.len() * 2
             && raw.iter().enumerate().all(|(i, l)| {
-                self.symbols.get(s.labels[2 * i]) == l.name && self.symbols.get(s.labels[2 * i + 1]) == l.value
+                self.symbols.get(s.labels[2 * i]) == l.name
+                    && self.symbols.get(s.labels[2 * i + 1]) == l.value
             })
     }
 
@@ -209,17 +236,30 @@ impl HeadData {
             if self.same_labels(id, canonical) {
                 return Some(id);
             }
-            return self.collisions.get(&hash)?.iter().copied().find(|&id| self.same_labels(id, canonical));
+            return self
+                .collisions
+                .get(&hash)?
+                .iter()
+                .copied()
+                .find(|&id| self.same_labels(id, canonical));
         }
         None
     }
 
     /// Finds or creates the series for wire labels; an invalid label set is an error for the
     /// whole series.
-    fn get_or_create(&mut self, raw: &[Label], limits: &LabelLimits, stats: &mut AppendStats) -> Result<u32, RejectReason> {
+    fn get_or_create(
+        &mut self,
+        raw: &[Label],
+        limits: &LabelLimits,
+        stats: &mut AppendStats,
+    ) -> Result<u32, RejectReason> {
         if canonical(raw) {
             let mut scratch = std::mem::take(&mut self.scratch);
-            let h = hash_pairs(&mut scratch, raw.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            let h = hash_pairs(
+                &mut scratch,
+                raw.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            );
             self.scratch = scratch;
             if let Some(id) = self.find(h, raw) {
                 return Ok(id);
@@ -227,7 +267,10 @@ impl HeadData {
         }
         let labels = validate(raw.to_vec(), limits)?;
         let mut scratch = std::mem::take(&mut self.scratch);
-        let h = hash_pairs(&mut scratch, labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+        let h = hash_pairs(
+            &mut scratch,
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        );
         self.scratch = scratch;
         if let Some(id) = self.find(h, labels.as_slice()) {
             return Ok(id);
@@ -260,16 +303,26 @@ impl HeadData {
         } else {
             self.by_hash.insert(hash, id);
         }
-        let syms = self.series[id as usize].as_ref().map(|s| s.labels.clone()).unwrap_or_default();
+        let syms = self.series[id as usize]
+            .as_ref()
+            .map(|s| s.labels.clone())
+            .unwrap_or_default();
         for p in syms.chunks(2) {
-            self.postings.entry(p[0]).or_default().entry(p[1]).or_default().insert(id);
+            self.postings
+                .entry(p[0])
+                .or_default()
+                .entry(p[1])
+                .or_default()
+                .insert(id);
         }
         self.all.insert(id);
         id
     }
 
     fn remove(&mut self, id: u32) {
-        let Some(s) = self.series[id as usize].take() else { return };
+        let Some(s) = self.series[id as usize].take() else {
+            return;
+        };
         for p in s.labels.chunks(2) {
             if let Some(vals) = self.postings.get_mut(&p[0]) {
                 if let Some(bm) = vals.get_mut(&p[1]) {
@@ -283,7 +336,11 @@ impl HeadData {
                 }
             }
         }
-        let pairs: Vec<(&str, &str)> = s.labels.chunks(2).map(|p| (self.symbols.get(p[0]), self.symbols.get(p[1]))).collect();
+        let pairs: Vec<(&str, &str)> = s
+            .labels
+            .chunks(2)
+            .map(|p| (self.symbols.get(p[0]), self.symbols.get(p[1])))
+            .collect();
         let mut scratch = Vec::new();
         let h = hash_pairs(&mut scratch, pairs.into_iter());
         if self.by_hash.get(&h) == Some(&id) {
@@ -311,7 +368,10 @@ impl HeadData {
         Labels::from_sorted_unchecked(
             s.labels
                 .chunks(2)
-                .map(|p| Label { name: self.symbols.get(p[0]).to_string(), value: self.symbols.get(p[1]).to_string() })
+                .map(|p| Label {
+                    name: self.symbols.get(p[0]).to_string(),
+                    value: self.symbols.get(p[1]).to_string(),
+                })
                 .collect(),
         )
     }
@@ -332,25 +392,43 @@ impl HeadData {
             let id = match self.get_or_create(&s.labels, &cfg.limits, &mut stats) {
                 Ok(id) => id,
                 Err(reason) => {
-                    rejections.push(Rejection { series: si, sample: None, reason });
+                    rejections.push(Rejection {
+                        series: si,
+                        sample: None,
+                        reason,
+                    });
                     continue;
                 }
             };
             for (i, smp) in s.samples.iter().enumerate() {
                 match self.append_sample(files, cfg, id, smp.t, smp.v)? {
                     Ok(()) => stats.samples += 1,
-                    Err(reason) => rejections.push(Rejection { series: si, sample: Some(i), reason }),
+                    Err(reason) => rejections.push(Rejection {
+                        series: si,
+                        sample: Some(i),
+                        reason,
+                    }),
                 }
             }
         }
         if self.maxt != i64::MIN {
-            let b = align_down(self.maxt.saturating_sub(cfg.block_range / 2), cfg.block_range);
+            let b = align_down(
+                self.maxt.saturating_sub(cfg.block_range / 2),
+                cfg.block_range,
+            );
             self.min_valid = self.min_valid.max(b);
         }
         Ok(stats)
     }
 
-    fn append_sample(&mut self, files: &HeadFiles, cfg: &HeadConfig, id: u32, t: i64, v: f64) -> Result<Result<(), RejectReason>> {
+    fn append_sample(
+        &mut self,
+        files: &HeadFiles,
+        cfg: &HeadConfig,
+        id: u32,
+        t: i64,
+        v: f64,
+    ) -> Result<Result<(), RejectReason>> {
         let min_valid = self.min_valid;
         let ooo_floor = self.maxt.saturating_sub(cfg.ooo_window).max(min_valid);
         if t < min_valid {
@@ -379,7 +457,10 @@ impl HeadData {
             return Ok(Ok(()));
         } else {
             if t < ooo_floor {
-                return Ok(Err(RejectReason::TooOld { t, min_valid: ooo_floor }));
+                return Ok(Err(RejectReason::TooOld {
+                    t,
+                    min_valid: ooo_floor,
+                }));
             }
             if let Some(existing) = s.in_order_value(files, t)? {
                 if existing.to_bits() == v.to_bits() {
@@ -414,7 +495,13 @@ impl HeadData {
     }
 
     /// Series matching `matchers` with data in `[mint, maxt]`, sorted by labels.
-    pub(crate) fn select(&self, files: &HeadFiles, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Series>> {
+    pub(crate) fn select(
+        &self,
+        files: &HeadFiles,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Series>> {
         let lo = mint.max(self.phys_min);
         if lo > maxt || self.all.is_empty() || self.maxt < lo || self.mint > maxt {
             return Ok(Vec::new());
@@ -422,26 +509,47 @@ impl HeadData {
         let ids = postings_for_matchers(self, matchers)?;
         let mut out = Vec::with_capacity(ids.len() as usize);
         for id in ids {
-            let Some(s) = self.series[id as usize].as_ref() else { continue };
+            let Some(s) = self.series[id as usize].as_ref() else {
+                continue;
+            };
             let mut sources = Vec::new();
             for c in &s.chunks {
                 if c.maxt >= lo && c.mint <= maxt {
                     let (seq, offset) = unpack_ref(c.r);
                     let seg = files.segment(seq).ok_or_else(|| missing_segment(seq))?;
-                    sources.push(ChunkSource { mint: c.mint, maxt: c.maxt, data: ChunkData::Head { seg, offset } });
+                    sources.push(ChunkSource {
+                        mint: c.mint,
+                        maxt: c.maxt,
+                        data: ChunkData::Head { seg, offset },
+                    });
                 }
             }
             if let (Some(a), Some(b)) = (s.open.first_t(), s.open.last_t()) {
                 if b >= lo && a <= maxt {
                     let bytes: Arc<[u8]> = Arc::from(s.open.bytes());
-                    sources.push(ChunkSource { mint: a, maxt: b, data: ChunkData::Owned { enc: Encoding::Xor, bytes } });
+                    sources.push(ChunkSource {
+                        mint: a,
+                        maxt: b,
+                        data: ChunkData::Owned {
+                            enc: Encoding::Xor,
+                            bytes,
+                        },
+                    });
                 }
             }
             if let Some(ooo) = &s.ooo {
-                let part: Vec<(i64, f64)> = ooo.iter().copied().filter(|&(t, _)| t >= lo && t <= maxt).collect();
+                let part: Vec<(i64, f64)> = ooo
+                    .iter()
+                    .copied()
+                    .filter(|&(t, _)| t >= lo && t <= maxt)
+                    .collect();
                 if !part.is_empty() {
                     let (a, b) = (part[0].0, part[part.len() - 1].0);
-                    sources.push(ChunkSource { mint: a, maxt: b, data: ChunkData::Samples(part.into()) });
+                    sources.push(ChunkSource {
+                        mint: a,
+                        maxt: b,
+                        data: ChunkData::Samples(part.into()),
+                    });
                 }
             }
             if sources.is_empty() {
@@ -449,7 +557,13 @@ impl HeadData {
             }
             sources.sort_by_key(|c| (c.mint, c.maxt));
             let deleted = s.deleted.as_deref().cloned().unwrap_or_default();
-            out.push(Series { labels: self.labels_of(id), sources, deleted, mint: lo, maxt });
+            out.push(Series {
+                labels: self.labels_of(id),
+                sources,
+                deleted,
+                mint: lo,
+                maxt,
+            });
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
@@ -464,7 +578,9 @@ impl HeadData {
         let mut min_seg = u32::MAX;
         let mut new_mint = i64::MAX;
         for id in self.all.iter() {
-            let Some(s) = self.series[id as usize].as_mut() else { continue };
+            let Some(s) = self.series[id as usize].as_mut() else {
+                continue;
+            };
             s.chunks.retain(|c| c.maxt >= upto);
             if s.open.last_t().is_some_and(|t| t < upto) {
                 s.open = XorAppender::new();
@@ -508,16 +624,27 @@ impl HeadData {
 
     /// Label names, sorted.
     pub(crate) fn label_names(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.postings.keys().map(|&n| self.symbols.get(n).to_string()).collect();
+        let mut v: Vec<String> = self
+            .postings
+            .keys()
+            .map(|&n| self.symbols.get(n).to_string())
+            .collect();
         v.sort();
         v
     }
 
     /// Values of label `name` (with their postings).
     pub(crate) fn label_values(&self, name: &str) -> Vec<(String, &RoaringBitmap)> {
-        let Some(n) = self.symbols.lookup(name) else { return Vec::new() };
-        let Some(vals) = self.postings.get(&n) else { return Vec::new() };
-        let mut v: Vec<(String, &RoaringBitmap)> = vals.iter().map(|(&v, bm)| (self.symbols.get(v).to_string(), bm)).collect();
+        let Some(n) = self.symbols.lookup(name) else {
+            return Vec::new();
+        };
+        let Some(vals) = self.postings.get(&n) else {
+            return Vec::new();
+        };
+        let mut v: Vec<(String, &RoaringBitmap)> = vals
+            .iter()
+            .map(|(&v, bm)| (self.symbols.get(v).to_string(), bm))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }
@@ -528,7 +655,11 @@ impl HeadData {
 
     /// Number of chunks (full and open) in the head.
     pub(crate) fn num_chunks(&self) -> u64 {
-        self.series.iter().flatten().map(|s| s.chunks.len() as u64 + u64::from(s.open.num_samples() > 0)).sum()
+        self.series
+            .iter()
+            .flatten()
+            .map(|s| s.chunks.len() as u64 + u64::from(s.open.num_samples() > 0))
+            .sum()
     }
 
     /// Approximate heap bytes per label name (name and value strings of all series).
@@ -537,7 +668,10 @@ impl HeadData {
         let mut values = HashMap::new();
         for (&n, vals) in &self.postings {
             let name = self.symbols.get(n).to_string();
-            let bytes: u64 = vals.iter().map(|(&v, bm)| self.symbols.get(v).len() as u64 * bm.len()).sum();
+            let bytes: u64 = vals
+                .iter()
+                .map(|(&v, bm)| self.symbols.get(v).len() as u64 * bm.len())
+                .sum();
             mem.insert(name.clone(), bytes);
             values.insert(name, vals.len() as u64);
         }
@@ -551,7 +685,9 @@ impl HeadData {
         }
         put_uvarint(buf, self.all.len());
         for id in self.all.iter() {
-            let Some(s) = self.series[id as usize].as_ref() else { continue };
+            let Some(s) = self.series[id as usize].as_ref() else {
+                continue;
+            };
             put_uvarint(buf, s.labels.len() as u64 / 2);
             for p in s.labels.chunks(2) {
                 put_str(buf, self.symbols.get(p[0]));
@@ -597,21 +733,29 @@ impl HeadData {
             }
             let labels = Labels::from_sorted_unchecked(labels);
             let mut scratch = Vec::new();
-            let hsh = hash_pairs(&mut scratch, labels.iter().map(|l| (l.name.as_str(), l.value.as_str())));
+            let hsh = hash_pairs(
+                &mut scratch,
+                labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+            );
             let id = h.create(hsh, &labels);
             let last_t = d.varint()?;
             let nc = d.len(d.remaining())?;
             let mut chunks = Vec::with_capacity(nc);
             for _ in 0..nc {
                 let r = d.u64()?;
-                chunks.push(HeadChunk { r, mint: d.varint()?, maxt: d.varint()? });
+                chunks.push(HeadChunk {
+                    r,
+                    mint: d.varint()?,
+                    maxt: d.varint()?,
+                });
             }
             let at = d.offset();
             let open = d.byte_str()?.to_vec();
             let open = if open.is_empty() {
                 XorAppender::new()
             } else {
-                XorAppender::from_bytes(open).map_err(|e| d.err(format!("open chunk at {at}: {e}")))?
+                XorAppender::from_bytes(open)
+                    .map_err(|e| d.err(format!("open chunk at {at}: {e}")))?
             };
             let no = d.len(d.remaining())?;
             let mut ooo = Vec::with_capacity(no);
@@ -635,7 +779,10 @@ impl HeadData {
 
     /// Segments referenced by any series (for checks).
     pub(crate) fn referenced_segments(&self) -> impl Iterator<Item = u32> + '_ {
-        self.series.iter().flatten().flat_map(|s| s.chunks.iter().map(|c| unpack_ref(c.r).0))
+        self.series
+            .iter()
+            .flatten()
+            .flat_map(|s| s.chunks.iter().map(|c| unpack_ref(c.r).0))
     }
 }
 
@@ -648,12 +795,25 @@ impl PostingsSource for HeadData {
         let (Some(n), Some(v)) = (self.symbols.lookup(name), self.symbols.lookup(value)) else {
             return Ok(RoaringBitmap::new());
         };
-        Ok(self.postings.get(&n).and_then(|vals| vals.get(&v)).cloned().unwrap_or_default())
+        Ok(self
+            .postings
+            .get(&n)
+            .and_then(|vals| vals.get(&v))
+            .cloned()
+            .unwrap_or_default())
     }
 
-    fn postings_where(&self, name: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap> {
+    fn postings_where(
+        &self,
+        name: &str,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<RoaringBitmap> {
         let mut out = RoaringBitmap::new();
-        if let Some(vals) = self.symbols.lookup(name).and_then(|n| self.postings.get(&n)) {
+        if let Some(vals) = self
+            .symbols
+            .lookup(name)
+            .and_then(|n| self.postings.get(&n))
+        {
             for (&v, bm) in vals {
                 if pred(self.symbols.get(v)) {
                     out |= bm;

@@ -63,19 +63,34 @@ impl Segment {
         let off = u64::from(offset);
         let len = self.len.load(Ordering::Acquire);
         if off < SEGMENT_HEADER_LEN || off + RECORD_OVERHEAD > len {
-            return Err(Error::corrupt(&self.path, off, format!("chunk reference past the written length {len}")));
+            return Err(Error::corrupt(
+                &self.path,
+                off,
+                format!("chunk reference past the written length {len}"),
+            ));
         }
         let o = off as usize;
-        let dlen = u64::from(u32::from_le_bytes(self.map[o..o + 4].try_into().expect("4 bytes")));
+        let dlen = u64::from(u32::from_le_bytes(
+            self.map[o..o + 4].try_into().expect("4 bytes"),
+        ));
         if off + RECORD_OVERHEAD + dlen > len {
-            return Err(Error::corrupt(&self.path, off, format!("chunk record of {dlen} bytes runs past the end")));
+            return Err(Error::corrupt(
+                &self.path,
+                off,
+                format!("chunk record of {dlen} bytes runs past the end"),
+            ));
         }
         let body = &self.map[o + 4..o + 5 + dlen as usize];
-        let stored = u32::from_le_bytes(self.map[o + 5 + dlen as usize..o + 9 + dlen as usize].try_into().expect("4"));
+        let stored = u32::from_le_bytes(
+            self.map[o + 5 + dlen as usize..o + 9 + dlen as usize]
+                .try_into()
+                .expect("4"),
+        );
         if xxh3_64(body) as u32 != stored {
             return Err(Error::corrupt(&self.path, off, "chunk checksum mismatch"));
         }
-        let enc = Encoding::from_u8(body[0]).map_err(|e| Error::corrupt(&self.path, off + 4, e.to_string()))?;
+        let enc = Encoding::from_u8(body[0])
+            .map_err(|e| Error::corrupt(&self.path, off + 4, e.to_string()))?;
         Ok((enc, &body[1..]))
     }
 }
@@ -114,35 +129,66 @@ impl HeadFiles {
         let mut segments = BTreeMap::new();
         for (&seq, &len) in &keep {
             let path = dir.join(format!("{seq:08}"));
-            let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+            // A segment deleted after the checkpoint was written had no references left;
+            // the owner checks that every referenced segment exists.
+            if !path.exists() {
+                continue;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io(&path, e))?;
             let actual = file.metadata().map_err(|e| Error::io(&path, e))?.len();
             if actual < len || len < SEGMENT_HEADER_LEN {
-                return Err(Error::corrupt(&path, actual, format!("segment shorter than its committed length {len}")));
+                return Err(Error::corrupt(
+                    &path,
+                    actual,
+                    format!("segment shorter than its committed length {len}"),
+                ));
             }
             let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
-            file.read_exact_at(&mut head, 0).map_err(|e| Error::io(&path, e))?;
+            file.read_exact_at(&mut head, 0)
+                .map_err(|e| Error::io(&path, e))?;
             crate::format::check_header(&path, &head, MAGIC, VERSION)?;
             if actual > len {
                 file.set_len(len).map_err(|e| Error::io(&path, e))?;
             }
             segments.insert(seq, Arc::new(Self::map(path, file, seq, len)?));
         }
-        Ok(HeadFiles { dir: dir.to_path_buf(), segments: RwLock::new(segments), writer: Mutex::new(()) })
+        Ok(HeadFiles {
+            dir: dir.to_path_buf(),
+            segments: RwLock::new(segments),
+            writer: Mutex::new(()),
+        })
     }
 
     fn map(path: PathBuf, file: File, seq: u32, len: u64) -> Result<Segment> {
         // SAFETY: the mapping is read-only; the file is only ever appended to by this process and
         // readers only look at bytes below `len`, which are never rewritten while mapped.
-        let map = unsafe { MmapOptions::new().len(SEGMENT_SIZE as usize).map(&file) }.map_err(|e| Error::io(&path, e))?;
-        Ok(Segment { seq, path, file, map, len: AtomicU64::new(len) })
+        let map = unsafe { MmapOptions::new().len(SEGMENT_SIZE as usize).map(&file) }
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Segment {
+            seq,
+            path,
+            file,
+            map,
+            len: AtomicU64::new(len),
+        })
     }
 
     fn new_segment(&self, seq: u32) -> Result<Arc<Segment>> {
         let path = self.dir.join(format!("{seq:08}"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(|e| Error::io(&path, e))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
         let mut head = crate::format::header(MAGIC, VERSION);
         head.resize(SEGMENT_HEADER_LEN as usize, 0);
-        file.write_all_at(&head, 0).map_err(|e| Error::io(&path, e))?;
+        file.write_all_at(&head, 0)
+            .map_err(|e| Error::io(&path, e))?;
         crate::format::sync_dir(&self.dir)?;
         Ok(Arc::new(Self::map(path, file, seq, SEGMENT_HEADER_LEN)?))
     }
@@ -162,7 +208,11 @@ impl HeadFiles {
             }
         };
         if SEGMENT_HEADER_LEN + need > SEGMENT_SIZE {
-            return Err(Error::corrupt(&seg.path, 0, format!("chunk of {} bytes exceeds the segment size", data.len())));
+            return Err(Error::corrupt(
+                &seg.path,
+                0,
+                format!("chunk of {} bytes exceeds the segment size", data.len()),
+            ));
         }
         let off = seg.len.load(Ordering::Acquire);
         let mut rec = Vec::with_capacity(need as usize);
@@ -171,7 +221,9 @@ impl HeadFiles {
         rec.extend_from_slice(data);
         let sum = xxh3_64(&rec[4..]) as u32;
         rec.extend_from_slice(&sum.to_le_bytes());
-        seg.file.write_all_at(&rec, off).map_err(|e| Error::io(&seg.path, e))?;
+        seg.file
+            .write_all_at(&rec, off)
+            .map_err(|e| Error::io(&seg.path, e))?;
         seg.len.store(off + need, Ordering::Release);
         Ok(pack_ref(seg.seq, off as u32))
     }
@@ -197,8 +249,16 @@ impl HeadFiles {
     pub(crate) fn remove_below(&self, min_live: u32, including_newest: bool) -> Result<()> {
         let _w = self.writer.lock();
         let mut segs = self.segments.write();
-        let newest = segs.keys().next_back().copied().filter(|_| !including_newest);
-        let dead: Vec<u32> = segs.keys().copied().filter(|&s| s < min_live && Some(s) != newest).collect();
+        let newest = segs
+            .keys()
+            .next_back()
+            .copied()
+            .filter(|_| !including_newest);
+        let dead: Vec<u32> = segs
+            .keys()
+            .copied()
+            .filter(|&s| s < min_live && Some(s) != newest)
+            .collect();
         for s in dead {
             if let Some(seg) = segs.remove(&s) {
                 fs::remove_file(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
@@ -209,9 +269,12 @@ impl HeadFiles {
 
     /// Bytes written across segments.
     pub(crate) fn bytes(&self) -> u64 {
-        self.segments.read().values().map(|s| s.len.load(Ordering::Relaxed)).sum()
+        self.segments
+            .read()
+            .values()
+            .map(|s| s.len.load(Ordering::Relaxed))
+            .sum()
     }
-
 }
 
 #[cfg(test)]
@@ -245,7 +308,10 @@ mod tests {
         let seg = hf.segment(seq);
         assert!(seg.is_none_or(|s| s.chunk(off).is_err()));
         let (seq, off) = unpack_ref(refs[10].0);
-        assert_eq!(hf.segment(seq).unwrap().chunk(off).unwrap().1, &refs[10].1[..]);
+        assert_eq!(
+            hf.segment(seq).unwrap().chunk(off).unwrap().1,
+            &refs[10].1[..]
+        );
     }
 
     #[test]
@@ -262,7 +328,10 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let hf = HeadFiles::open(dir.path(), &committed).unwrap();
         let err = hf.segment(seq).unwrap().chunk(off).unwrap_err().to_string();
-        assert!(err.contains("checksum") && err.contains(&format!("{seq:08}")), "{err}");
+        assert!(
+            err.contains("checksum") && err.contains(&format!("{seq:08}")),
+            "{err}"
+        );
         // A reference beyond the written length is an error, not a panic.
         assert!(hf.segment(seq).unwrap().chunk(u32::MAX - 3).is_err());
     }

@@ -46,7 +46,9 @@ mod series;
 mod tombstones;
 
 pub use block::BlockMeta;
-pub use db::{validate_tenant, ApplyReport, CompactReport, Compactor, Db, Options, TsdbStats, DEFAULT_TENANT};
+pub use db::{
+    validate_tenant, ApplyReport, CompactReport, Compactor, Db, Options, TsdbStats, DEFAULT_TENANT,
+};
 pub use error::{Error, RejectReason, Rejection, Result};
 pub use series::{ChunkSource, Series, SeriesIter};
 

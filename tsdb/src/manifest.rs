@@ -35,7 +35,12 @@ pub(crate) struct Manifest {
 impl Manifest {
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = format::header(MAGIC, VERSION);
-        for v in [self.applied_index, self.next_id, self.checkpoint, self.tombstones] {
+        for v in [
+            self.applied_index,
+            self.next_id,
+            self.checkpoint,
+            self.tombstones,
+        ] {
             b.extend_from_slice(&v.to_le_bytes());
         }
         put_uvarint(&mut b, self.blocks.len() as u64);
@@ -50,7 +55,13 @@ impl Manifest {
     pub(crate) fn decode(path: &Path, data: &[u8]) -> Result<Manifest> {
         let body = format::open_sealed(path, data, MAGIC, VERSION)?;
         let mut d = Decoder::new(path, body, format::HEADER_LEN as u64);
-        let mut m = Manifest { applied_index: d.u64()?, next_id: d.u64()?, checkpoint: d.u64()?, tombstones: d.u64()?, blocks: Vec::new() };
+        let mut m = Manifest {
+            applied_index: d.u64()?,
+            next_id: d.u64()?,
+            checkpoint: d.u64()?,
+            tombstones: d.u64()?,
+            blocks: Vec::new(),
+        };
         let n = d.len(d.remaining())?;
         for _ in 0..n {
             let t = d.str()?.to_string();
@@ -75,14 +86,19 @@ mod tests {
             tombstones: 0,
             blocks: vec![("default".into(), 5), ("team-a".into(), 6)],
         };
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/manifest.bin");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/manifest.bin");
         if std::env::var_os("O11Y_BLESS_GOLDEN").is_some() {
             std::fs::write(&path, m.encode()).unwrap();
         }
         let golden = &std::fs::read(&path).unwrap()[..];
         // magic "O11YMANF" | version 1 (LE u16) | applied 42 | next_id 7 | checkpoint 3 |
         // tombstones 0 (each LE u64) | 2 blocks: "default" id 5, "team-a" id 6 | xxh3-64
-        assert_eq!(&m.encode()[..], &golden[..], "manifest format changed: bump VERSION and add a new golden file");
+        assert_eq!(
+            &m.encode()[..],
+            &golden[..],
+            "manifest format changed: bump VERSION and add a new golden file"
+        );
         assert_eq!(Manifest::decode(Path::new("golden"), golden).unwrap(), m);
         assert_eq!(golden.len(), 10 + 32 + 1 + (1 + 7 + 8) + (1 + 6 + 8) + 8);
     }

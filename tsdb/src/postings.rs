@@ -19,7 +19,11 @@ pub(crate) trait PostingsSource {
     /// Postings of exactly `name=value` (empty when absent).
     fn postings(&self, name: &str, value: &str) -> Result<RoaringBitmap>;
     /// Union of the postings of every value of `name` for which `pred` holds.
-    fn postings_where(&self, name: &str, pred: &mut dyn FnMut(&str) -> bool) -> Result<RoaringBitmap>;
+    fn postings_where(
+        &self,
+        name: &str,
+        pred: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<RoaringBitmap>;
 }
 
 fn accepted(src: &dyn PostingsSource, m: &Matcher) -> Result<RoaringBitmap> {
@@ -36,14 +40,23 @@ fn accepted(src: &dyn PostingsSource, m: &Matcher) -> Result<RoaringBitmap> {
 }
 
 fn rejected(src: &dyn PostingsSource, m: &Matcher) -> Result<RoaringBitmap> {
-    match m.op {
-        MatchOp::NotEqual => src.postings(&m.name, &m.value),
-        _ => src.postings_where(&m.name, &mut |v| !m.matches(v)),
+    if m.op.is_negative() {
+        if let Some(set) = m.literal_set() {
+            let mut out = RoaringBitmap::new();
+            for v in set {
+                out |= src.postings(&m.name, v)?;
+            }
+            return Ok(out);
+        }
     }
+    src.postings_where(&m.name, &mut |v| !m.matches(v))
 }
 
 /// The ids of the series whose labels satisfy every matcher (an absent label reads as "").
-pub(crate) fn postings_for_matchers(src: &dyn PostingsSource, matchers: &[Matcher]) -> Result<RoaringBitmap> {
+pub(crate) fn postings_for_matchers(
+    src: &dyn PostingsSource,
+    matchers: &[Matcher],
+) -> Result<RoaringBitmap> {
     let mut result: Option<RoaringBitmap> = None;
     let mut subtract = RoaringBitmap::new();
     // Intersecting matchers first: they usually shrink the set the most.

@@ -15,9 +15,9 @@
 
 use std::sync::Arc;
 
+use crate::block::ChunkFile;
 use crate::chunk::{ChunkIter, Encoding};
 use crate::error::{Error, Result};
-use crate::block::ChunkFile;
 use crate::headfile::Segment;
 use crate::labels::Labels;
 
@@ -73,7 +73,11 @@ impl ChunkSource {
     }
 
     fn chunk_err(&self, reason: String) -> Error {
-        Error::Corrupt { path: "<chunk>".into(), offset: 0, reason: format!("chunk [{}, {}]: {reason}", self.mint, self.maxt) }
+        Error::Corrupt {
+            path: "<chunk>".into(),
+            offset: 0,
+            reason: format!("chunk [{}, {}]: {reason}", self.mint, self.maxt),
+        }
     }
 }
 
@@ -101,9 +105,21 @@ impl Series {
     /// Iterates the samples in `[mint, maxt]` of the query, sorted by timestamp, unique.
     pub fn iter(&self) -> SeriesIter<'_> {
         let sequential = self.sources.windows(2).all(|w| w[0].maxt < w[1].mint)
-            && !self.sources.iter().any(|s| matches!(s.data, ChunkData::Samples(_)));
+            && !self
+                .sources
+                .iter()
+                .any(|s| matches!(s.data, ChunkData::Samples(_)));
         if sequential {
-            SeriesIter { series: self, mode: Mode::Sequential { next: 0, cur: None }, err: None }
+            SeriesIter {
+                series: self,
+                mode: Mode::Sequential {
+                    next: 0,
+                    buf: Vec::with_capacity(128),
+                    pos: 0,
+                    filter: false,
+                },
+                err: None,
+            }
         } else {
             let mut all = Vec::new();
             let mut err = None;
@@ -116,7 +132,14 @@ impl Series {
             // Stable sort keeps the source order on equal timestamps; dedup keeps the first.
             all.sort_by_key(|&(t, _)| t);
             all.dedup_by_key(|&mut (t, _)| t);
-            SeriesIter { series: self, mode: Mode::Merged { samples: all, pos: 0 }, err }
+            SeriesIter {
+                series: self,
+                mode: Mode::Merged {
+                    samples: all,
+                    pos: 0,
+                },
+                err,
+            }
         }
     }
 
@@ -137,15 +160,24 @@ impl std::fmt::Debug for Series {
     }
 }
 
-enum Mode<'a> {
-    Sequential { next: usize, cur: Option<ChunkIter<'a>> },
-    Merged { samples: Vec<(i64, f64)>, pos: usize },
+enum Mode {
+    /// Chunks in time order, decoded one at a time into `buf`.
+    Sequential {
+        next: usize,
+        buf: Vec<(i64, f64)>,
+        pos: usize,
+        filter: bool,
+    },
+    Merged {
+        samples: Vec<(i64, f64)>,
+        pos: usize,
+    },
 }
 
 /// Iterator over a series' samples. A corrupt chunk ends iteration; [`SeriesIter::err`] says why.
 pub struct SeriesIter<'a> {
     series: &'a Series,
-    mode: Mode<'a>,
+    mode: Mode,
     err: Option<Error>,
 }
 
@@ -161,8 +193,60 @@ impl SeriesIter<'_> {
     }
 
     #[inline]
-    fn deleted(&self, t: i64) -> bool {
-        !self.series.deleted.is_empty() && self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
+    fn keep(&self, t: i64) -> bool {
+        t >= self.series.mint
+            && t <= self.series.maxt
+            && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
+    }
+
+    /// Decodes the next chunk into the buffer; false at the end or on error.
+    #[cold]
+    fn load_next(&mut self) -> bool {
+        let Mode::Sequential {
+            next,
+            buf,
+            pos,
+            filter,
+        } = &mut self.mode
+        else {
+            return false;
+        };
+        let Some(src) = self.series.sources.get(*next) else {
+            return false;
+        };
+        *next += 1;
+        buf.clear();
+        *pos = 0;
+        if src.mint > self.series.maxt {
+            *next = usize::MAX;
+            return false;
+        }
+        match src.open() {
+            Ok(mut it) => {
+                buf.extend(&mut it);
+                if let Some(e) = it.err() {
+                    self.err = Some(src.chunk_err(e.to_string()));
+                    *next = usize::MAX;
+                    buf.clear();
+                    return false;
+                }
+            }
+            Err(e) => {
+                self.err = Some(e);
+                *next = usize::MAX;
+                return false;
+            }
+        }
+        // Only chunks that stick out of the range or touch a deleted interval need a check
+        // per sample.
+        *filter = src.mint < self.series.mint
+            || src.maxt > self.series.maxt
+            || self
+                .series
+                .deleted
+                .iter()
+                .any(|&(a, b)| a <= src.maxt && src.mint <= b);
+        true
     }
 }
 
@@ -171,56 +255,41 @@ impl Iterator for SeriesIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
-        let (mint, maxt) = (self.series.mint, self.series.maxt);
         loop {
-            let (t, v) = match &mut self.mode {
-                Mode::Merged { samples, pos } => {
-                    let s = *samples.get(*pos)?;
-                    *pos += 1;
-                    s
-                }
-                Mode::Sequential { next, cur } => {
-                    if let Some(it) = cur {
-                        if let Some(s) = it.next() {
-                            s
-                        } else {
-                            if let Some(e) = it.err() {
-                                let src = &self.series.sources[*next - 1];
-                                self.err = Some(src.chunk_err(e.to_string()));
-                                *next = usize::MAX;
-                            }
-                            *cur = None;
-                            continue;
+            match &mut self.mode {
+                Mode::Sequential {
+                    buf, pos, filter, ..
+                } => {
+                    if let Some(&s) = buf.get(*pos) {
+                        *pos += 1;
+                        if !*filter {
+                            return Some(s);
                         }
-                    } else {
-                        let src = self.series.sources.get(*next)?;
-                        *next += 1;
-                        match src.open() {
-                            Ok(it) => *cur = Some(it),
-                            Err(e) => {
-                                self.err = Some(e);
-                                *next = usize::MAX;
-                                return None;
-                            }
+                        if s.0 > self.series.maxt {
+                            buf.clear();
+                            return None;
+                        }
+                        if self.keep(s.0) {
+                            return Some(s);
                         }
                         continue;
                     }
+                    if !self.load_next() {
+                        return None;
+                    }
                 }
-            };
-            if t < mint {
-                continue;
-            }
-            if t > maxt {
-                if let Mode::Sequential { next, cur } = &mut self.mode {
-                    *cur = None;
-                    *next = usize::MAX;
+                Mode::Merged { samples, pos } => {
+                    let s = *samples.get(*pos)?;
+                    *pos += 1;
+                    if s.0 > self.series.maxt {
+                        *pos = samples.len();
+                        return None;
+                    }
+                    if self.keep(s.0) {
+                        return Some(s);
+                    }
                 }
-                return None;
             }
-            if self.deleted(t) {
-                continue;
-            }
-            return Some((t, v));
         }
     }
 }
@@ -228,41 +297,53 @@ impl Iterator for SeriesIter<'_> {
 /// Merges label-sorted lists of series (one list per block or head) into one sorted list;
 /// series with equal labels are combined, their sources ordered by time.
 pub(crate) fn merge_sorted(lists: Vec<Vec<Series>>) -> Vec<Series> {
-    let mut lists: Vec<std::iter::Peekable<std::vec::IntoIter<Series>>> =
-        lists.into_iter().filter(|l| !l.is_empty()).map(|l| l.into_iter().peekable()).collect();
+    let mut lists: Vec<std::vec::IntoIter<Series>> = lists
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.into_iter())
+        .collect();
     if lists.len() == 1 {
         return lists.pop().map(|l| l.collect()).unwrap_or_default();
     }
     let mut out = Vec::new();
     loop {
-        let mut min: Option<&Labels> = None;
-        for l in lists.iter_mut() {
-            if let Some(s) = l.peek() {
-                if min.is_none_or(|m| s.labels < *m) {
-                    min = Some(&s.labels);
-                }
+        let mut min: Option<usize> = None;
+        for i in 0..lists.len() {
+            let Some(s) = lists[i].as_slice().first() else {
+                continue;
+            };
+            let smaller = match min {
+                None => true,
+                Some(m) => lists[m]
+                    .as_slice()
+                    .first()
+                    .is_some_and(|ms| s.labels < ms.labels),
+            };
+            if smaller {
+                min = Some(i);
             }
         }
-        let Some(min) = min.cloned() else { break };
-        let mut merged: Option<Series> = None;
-        for l in lists.iter_mut() {
-            if l.peek().is_some_and(|s| s.labels == min) {
+        let Some(mi) = min else { break };
+        let mut merged = lists[mi].next().expect("peeked");
+        let mut combined = false;
+        for (j, l) in lists.iter_mut().enumerate() {
+            if j != mi
+                && l.as_slice()
+                    .first()
+                    .is_some_and(|s| s.labels == merged.labels)
+            {
                 let s = l.next().expect("peeked");
-                match &mut merged {
-                    None => merged = Some(s),
-                    Some(m) => {
-                        m.sources.extend(s.sources);
-                        m.deleted.extend(s.deleted);
-                    }
-                }
+                merged.sources.extend(s.sources);
+                merged.deleted.extend(s.deleted);
+                combined = true;
             }
         }
-        if let Some(mut m) = merged {
-            m.sources.sort_by_key(|s| (s.mint, s.maxt));
-            m.deleted.sort_unstable();
-            m.deleted.dedup();
-            out.push(m);
+        if combined {
+            merged.sources.sort_by_key(|s| (s.mint, s.maxt));
+            merged.deleted.sort_unstable();
+            merged.deleted.dedup();
         }
+        out.push(merged);
     }
     out
 }

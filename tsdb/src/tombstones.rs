@@ -35,7 +35,11 @@ impl Tombstones {
 
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = format::header(MAGIC, VERSION);
-        let sorted: BTreeMap<_, BTreeMap<_, _>> = self.0.iter().map(|(k, v)| (*k, v.iter().collect())).collect();
+        let sorted: BTreeMap<_, BTreeMap<_, _>> = self
+            .0
+            .iter()
+            .map(|(k, v)| (*k, v.iter().collect()))
+            .collect();
         put_uvarint(&mut b, sorted.len() as u64);
         for (block, series) in sorted {
             b.extend_from_slice(&block.to_le_bytes());
@@ -63,7 +67,9 @@ impl Tombstones {
             for _ in 0..d.len(d.remaining())? {
                 let id = u32::try_from(d.uvarint()?).map_err(|_| d.err("series id too large"))?;
                 let n = d.len(d.remaining())?;
-                let ivs = (0..n).map(|_| Ok((d.varint()?, d.varint()?))).collect::<Result<Vec<_>>>()?;
+                let ivs = (0..n)
+                    .map(|_| Ok((d.varint()?, d.varint()?)))
+                    .collect::<Result<Vec<_>>>()?;
                 m.insert(id, ivs);
             }
             t.0.insert(block, m);

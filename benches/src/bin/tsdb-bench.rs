@@ -32,7 +32,14 @@ struct Args {
 }
 
 fn parse() -> Result<Args> {
-    let mut a = Args { series: 100_000, samples: 720, batch: 2000, seed: 42, dir: None, breakdown: false };
+    let mut a = Args {
+        series: 100_000,
+        samples: 720,
+        batch: 2000,
+        seed: 42,
+        dir: None,
+        breakdown: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         let mut v = || it.next().with_context(|| format!("{k} needs a value"));
@@ -56,11 +63,18 @@ fn parse() -> Result<Args> {
 fn main() -> Result<()> {
     let args = parse()?;
     let tmp = tempfile::tempdir()?;
-    let dir = args.dir.clone().map(std::path::PathBuf::from).unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = args
+        .dir
+        .clone()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let start_ms = 1_700_000_000_000 - 1_700_000_000_000 % (2 * 3_600_000);
     let mut gen = NodeExporterGen::new(args.seed, args.series, start_ms);
     let n = gen.len();
-    let opts = Options { retention_ms: None, ..Options::default() };
+    let opts = Options {
+        retention_ms: None,
+        ..Options::default()
+    };
 
     let rss0 = trimmed_rss_bytes();
     let db = Db::open(&dir, opts)?;
@@ -100,14 +114,28 @@ fn main() -> Result<()> {
                 if e.file_type()?.is_dir() {
                     stack.push(e.path());
                 } else {
-                    *sizes.entry(e.file_name().to_string_lossy().chars().take_while(|c| !c.is_ascii_digit() && *c != '-').collect()).or_default() += e.metadata()?.len();
+                    *sizes
+                        .entry(
+                            e.file_name()
+                                .to_string_lossy()
+                                .chars()
+                                .take_while(|c| !c.is_ascii_digit() && *c != '-')
+                                .collect(),
+                        )
+                        .or_default() += e.metadata()?.len();
                 }
             }
         }
         eprintln!("files by name: {sizes:?}");
     }
     let blocks = db.blocks(DEFAULT_TENANT);
-    eprintln!("blocks: {:?}", blocks.iter().map(|b| (b.mint, b.maxt, b.num_series, b.num_samples)).collect::<Vec<_>>());
+    eprintln!(
+        "blocks: {:?}",
+        blocks
+            .iter()
+            .map(|b| (b.mint, b.maxt, b.num_series, b.num_samples))
+            .collect::<Vec<_>>()
+    );
 
     // Full scan on one thread.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
@@ -115,6 +143,7 @@ fn main() -> Result<()> {
     let (scanned, scan_time, xor_bytes) = pool.install(|| -> Result<(u64, Duration, u64)> {
         let t0 = Instant::now();
         let series = db.select(DEFAULT_TENANT, &[all.clone()], i64::MIN, i64::MAX)?;
+        let select_time = t0.elapsed();
         let mut count = 0u64;
         let mut sum = 0.0f64;
         for s in &series {
@@ -129,12 +158,15 @@ fn main() -> Result<()> {
         }
         let elapsed = t0.elapsed();
         std::hint::black_box(sum);
+        eprintln!("scan: select {select_time:?}, total {elapsed:?}");
         // Baseline: the same samples in plain Gorilla XOR chunks of 120 samples.
         let mut xor = 0u64;
         let mut by_name: std::collections::BTreeMap<String, (u64, u64, u64)> = Default::default();
         for s in &series {
             let samples = s.samples()?;
-            let e = by_name.entry(s.labels().metric_name().unwrap_or("").to_string()).or_default();
+            let e = by_name
+                .entry(s.labels().metric_name().unwrap_or("").to_string())
+                .or_default();
             for c in samples.chunks(MAX_SAMPLES_PER_CHUNK) {
                 let x = encode(Encoding::Xor, c).map_or(0, |b| b.len() as u64);
                 xor += x;
@@ -146,9 +178,18 @@ fn main() -> Result<()> {
         if args.breakdown {
             let mut rows: Vec<_> = by_name.into_iter().collect();
             rows.sort_by_key(|r| std::cmp::Reverse(r.1 .2));
-            eprintln!("{:<45} {:>10} {:>8} {:>8}", "metric", "samples", "xor B/s", "best B/s");
+            eprintln!(
+                "{:<45} {:>10} {:>8} {:>8}",
+                "metric", "samples", "xor B/s", "best B/s"
+            );
             for (name, (n, x, b)) in rows.iter().take(40) {
-                eprintln!("{:<45} {:>10} {:>8.3} {:>8.3}", name, n, *x as f64 / *n as f64, *b as f64 / *n as f64);
+                eprintln!(
+                    "{:<45} {:>10} {:>8.3} {:>8.3}",
+                    name,
+                    n,
+                    *x as f64 / *n as f64,
+                    *b as f64 / *n as f64
+                );
             }
         }
         Ok((count, elapsed, xor))

@@ -49,9 +49,7 @@
 //! noise. All arithmetic is exact in i128 while planning and wraps in i64
 //! while decoding, which agree modulo 2^64, so any i64 timestamps work.
 
-use super::bits::{
-    bit_width, put_count, read_count, uvarint_bits, zigzag, BitReader, BitWriter,
-};
+use super::bits::{bit_width, put_count, read_count, uvarint_bits, zigzag, BitReader, BitWriter};
 use super::ChunkError;
 
 /// Largest decimal scale `k`.
@@ -164,7 +162,13 @@ impl Table {
         }
         let present: Vec<u32> = (0..=64u32).filter(|&w| hist[w as usize] > 0).collect();
         let Some((&max, cands)) = present.split_last() else {
-            return (Table { n: 1, widths: [0; 4] }, 0);
+            return (
+                Table {
+                    n: 1,
+                    widths: [0; 4],
+                },
+                0,
+            );
         };
         let mut best = ([max, 0, 0, 0], 1usize, Self::cost(&cum, &[max]));
         let mut consider = |ws: &[u32]| {
@@ -397,10 +401,13 @@ impl Stream {
         } else {
             0
         };
-        let g = r.read_uvarint()?.checked_add(1).ok_or(ChunkError::Corrupt {
-            offset: start,
-            reason: "integer stream divisor overflows",
-        })?;
+        let g = r
+            .read_uvarint()?
+            .checked_add(1)
+            .ok_or(ChunkError::Corrupt {
+                offset: start,
+                reason: "integer stream divisor overflows",
+            })?;
         let n = r.read(2) as u32 + 1;
         let mut buckets = [(0, 0); 4];
         for (j, b) in buckets.iter_mut().enumerate().take(n as usize) {

@@ -369,12 +369,29 @@ fn decimal_refuses_non_decimals() {
         1.0 / 3.0,
         f64::from_bits(1),
     ] {
-        assert_eq!(encode(Encoding::Decimal, &[(0, 1.0), (1, v)]), None, "{v:?}");
+        assert_eq!(
+            encode(Encoding::Decimal, &[(0, 1.0), (1, v)]),
+            None,
+            "{v:?}"
+        );
     }
-    for v in [0.0, 1e18, -1e18, 0.001, 123.456, 1e-15, -9.2e18, std::f64::consts::PI] {
+    for v in [
+        0.0,
+        1e18,
+        -1e18,
+        0.001,
+        123.456,
+        1e-15,
+        -9.2e18,
+        std::f64::consts::PI,
+    ] {
         let s = [(0, 1.0), (1, v)];
         let data = encode(Encoding::Decimal, &s).unwrap();
-        assert_eq!(decoded_bits(Encoding::Decimal, &data).unwrap(), bits(&s), "{v:?}");
+        assert_eq!(
+            decoded_bits(Encoding::Decimal, &data).unwrap(),
+            bits(&s),
+            "{v:?}"
+        );
     }
 }
 
@@ -437,7 +454,11 @@ fn appender_is_small() {
         a.append(t, (i * 1024) as f64);
     }
     let used = a.bytes().len();
-    assert!(a.heap_bytes() < used * 3 / 2 + 32, "{} for {used}", a.heap_bytes());
+    assert!(
+        a.heap_bytes() < used * 3 / 2 + 32,
+        "{} for {used}",
+        a.heap_bytes()
+    );
     let out = a.into_bytes();
     assert_eq!(out.len(), used);
     assert_eq!(out.capacity(), used);
@@ -681,7 +702,10 @@ fn throughput() {
             .collect();
 
         for (enc, data) in [
-            (Encoding::Xor, xor.iter().map(|c| Some(c.clone())).collect::<Vec<_>>()),
+            (
+                Encoding::Xor,
+                xor.iter().map(|c| Some(c.clone())).collect::<Vec<_>>(),
+            ),
             (Encoding::Decimal, dec),
         ] {
             if data.iter().any(Option::is_none) {

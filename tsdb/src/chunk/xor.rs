@@ -48,8 +48,7 @@
 //! for the same samples; [`encode`](super::encode) is implemented with it.
 
 use super::bits::{
-    count_header_len, fits_signed, put_bits, put_count, read_count, sign_extend, zigzag,
-    BitReader,
+    count_header_len, fits_signed, put_bits, put_count, read_count, sign_extend, zigzag, BitReader,
 };
 use super::ChunkError;
 
@@ -429,11 +428,12 @@ impl<'a> XorDecoder<'a> {
                 self.delta = self.delta.wrapping_add(read_dod(&mut self.r));
             }
             self.t = self.t.wrapping_add(self.delta);
-            read_value(&mut self.r, &mut self.v, &mut self.sig, &mut self.trail)
-                .map_err(|reason| ChunkError::Corrupt {
+            read_value(&mut self.r, &mut self.v, &mut self.sig, &mut self.trail).map_err(
+                |reason| ChunkError::Corrupt {
                     offset: start,
                     reason,
-                })?;
+                },
+            )?;
         }
         if self.r.overrun() {
             return Err(ChunkError::Truncated { offset: start });

@@ -17,11 +17,18 @@ fn head_is_cut_into_aligned_blocks_and_data_survives() {
     for b in db.blocks("t") {
         // Cut blocks cover one 1-minute range; merged ones one aligned 3^(level-1)-minute range.
         let r = 60_000 * 3i64.pow(b.level - 1);
-        assert_eq!(b.mint / r, b.maxt / r, "block {b:?} crosses a range boundary");
+        assert_eq!(
+            b.mint / r,
+            b.maxt / r,
+            "block {b:?} crosses a range boundary"
+        );
     }
     assert_eq!(dump(&db, "t"), before);
     // Samples older than the cut are now rejected.
-    let old = batch(vec![series(&[("__name__", "m"), ("id", "new"), ("job", "test")], &[(1_000, 1.0)])]);
+    let old = batch(vec![series(
+        &[("__name__", "m"), ("id", "new"), ("job", "test")],
+        &[(1_000, 1.0)],
+    )]);
     let rep = db.apply("t", &old, 1000).unwrap();
     assert_eq!(rep.rejections.len(), 1);
     // Reopen: same data.
@@ -43,7 +50,12 @@ fn complete_ranges_are_merged_into_larger_blocks() {
     let before = dump(&db, "t");
     db.compact().unwrap();
     let blocks = db.blocks("t");
-    assert!(blocks.iter().any(|b| b.level >= 2 && b.maxt - b.mint >= 3 * 60_000 - 1000), "{blocks:?}");
+    assert!(
+        blocks
+            .iter()
+            .any(|b| b.level >= 2 && b.maxt - b.mint >= 3 * 60_000 - 1000),
+        "{blocks:?}"
+    );
     assert!(blocks.len() < 10, "{blocks:?}");
     assert_eq!(dump(&db, "t"), before);
     // Merged blocks never overlap.
@@ -61,7 +73,8 @@ fn out_of_order_data_is_merged_at_read_time_and_by_compaction() {
     let db = Db::open(dir.path(), small_opts()).unwrap();
     let s = &[("__name__", "m")];
     let in_order: Vec<(i64, f64)> = (0..50).map(|i| (100_000 + i * 2000, i as f64)).collect();
-    db.apply("t", &batch(vec![series(s, &in_order)]), 1).unwrap();
+    db.apply("t", &batch(vec![series(s, &in_order)]), 1)
+        .unwrap();
     // Odd seconds, late, within the window of the newest sample (198 s).
     let late: Vec<(i64, f64)> = (0..5).map(|i| (190_001 + i * 2000, -1.0)).collect();
     let r = db.apply("t", &batch(vec![series(s, &late)]), 2).unwrap();
@@ -77,21 +90,37 @@ fn out_of_order_data_is_merged_at_read_time_and_by_compaction() {
 #[test]
 fn retention_by_time_and_by_size() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = Options { retention_ms: Some(120_000), ..small_opts() };
+    let opts = Options {
+        retention_ms: Some(120_000),
+        ..small_opts()
+    };
     let db = Db::open(dir.path(), opts).unwrap();
     fill(&db, "t", "m", 2, 0, 600, 1);
     db.compact().unwrap();
     let blocks = db.blocks("t");
     let newest = 599_000;
-    assert!(blocks.iter().all(|b| b.maxt >= newest - 120_000), "{blocks:?}");
+    assert!(
+        blocks.iter().all(|b| b.maxt >= newest - 120_000),
+        "{blocks:?}"
+    );
     assert!(dump(&db, "t")[0].1[0].0 >= newest - 180_000);
     drop(db);
 
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options { retention_bytes: Some(1), ..small_opts() }).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            retention_bytes: Some(1),
+            ..small_opts()
+        },
+    )
+    .unwrap();
     fill(&db, "t", "m", 2, 0, 300, 1);
     db.compact().unwrap();
-    assert!(db.blocks("t").is_empty(), "every block exceeds a 1-byte budget");
+    assert!(
+        db.blocks("t").is_empty(),
+        "every block exceeds a 1-byte budget"
+    );
     // Head data is still there.
     assert!(!dump(&db, "t").is_empty());
 }
@@ -104,7 +133,9 @@ fn delete_series_hides_data_and_clean_tombstones_removes_it() {
     db.compact().unwrap();
     assert!(!db.blocks("t").is_empty());
     // Delete id=1 between 30 s and 150 s: spans blocks and head.
-    let n = db.delete_series("t", &[eq("id", "1")], 30_000, 150_000, 500).unwrap();
+    let n = db
+        .delete_series("t", &[eq("id", "1")], 30_000, 150_000, 500)
+        .unwrap();
     assert!(n >= 2);
     let check = |db: &Db| {
         let got = dump(db, "t");

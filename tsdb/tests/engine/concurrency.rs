@@ -23,7 +23,12 @@ fn queries_see_whole_batches_while_appends_and_compaction_run() {
                 let t = i as i64 * 1000;
                 let b = batch(
                     (0..SERIES)
-                        .map(|s| series(&[("__name__", "c"), ("s", &s.to_string())], &[(t, i as f64)]))
+                        .map(|s| {
+                            series(
+                                &[("__name__", "c"), ("s", &s.to_string())],
+                                &[(t, i as f64)],
+                            )
+                        })
                         .collect(),
                 );
                 let r = db.apply("t", &b, i as u64 + 1).unwrap();
@@ -46,7 +51,9 @@ fn queries_see_whole_batches_while_appends_and_compaction_run() {
     };
     let mut checks = 0;
     while !done.load(Ordering::Acquire) || checks == 0 {
-        let all = db.select("t", &[eq("__name__", "c")], i64::MIN, i64::MAX).unwrap();
+        let all = db
+            .select("t", &[eq("__name__", "c")], i64::MIN, i64::MAX)
+            .unwrap();
         if all.is_empty() {
             continue;
         }
@@ -54,7 +61,11 @@ fn queries_see_whole_batches_while_appends_and_compaction_run() {
         let views: Vec<Vec<(i64, f64)>> = all.iter().map(|s| s.samples().unwrap()).collect();
         assert_eq!(all.len(), SERIES);
         for v in &views {
-            assert_eq!(v.len(), views[0].len(), "a query saw a partly applied batch");
+            assert_eq!(
+                v.len(),
+                views[0].len(),
+                "a query saw a partly applied batch"
+            );
             assert_eq!(v.last(), views[0].last());
             assert!(v.windows(2).all(|w| w[0].0 < w[1].0));
         }

@@ -37,10 +37,21 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 fn open_and_read(dir: &Path) -> Result<Vec<(String, Vec<(i64, u64)>)>, String> {
     let db = Db::open(dir, small_opts()).map_err(|e| e.to_string())?;
     let all = m(o11y_tsdb::matcher::MatchOp::Regex, "__name__", ".+");
-    let series = db.select("t", &[all], i64::MIN, i64::MAX).map_err(|e| e.to_string())?;
+    let series = db
+        .select("t", &[all], i64::MIN, i64::MAX)
+        .map_err(|e| e.to_string())?;
     series
         .iter()
-        .map(|s| s.samples().map(|v| (s.labels().to_string(), v.into_iter().map(|(t, x)| (t, x.to_bits())).collect())).map_err(|e| e.to_string()))
+        .map(|s| {
+            s.samples()
+                .map(|v| {
+                    (
+                        s.labels().to_string(),
+                        v.into_iter().map(|(t, x)| (t, x.to_bits())).collect(),
+                    )
+                })
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -59,10 +70,19 @@ fn every_file_detects_a_flipped_byte() {
             bytes[pos] ^= 0x5a;
             fs::write(&target, &bytes).unwrap();
             match open_and_read(dst.path()) {
-                Err(e) => assert!(e.contains("corrupt") || e.contains("version") || e.contains("checksum"), "{}: {e}", f.display()),
+                Err(e) => assert!(
+                    e.contains("corrupt") || e.contains("version") || e.contains("checksum"),
+                    "{}: {e}",
+                    f.display()
+                ),
                 Ok(got) => {
                     // Bytes past a segment's committed length are legitimately ignored.
-                    assert_eq!(got, good, "undetected corruption in {} at {pos}", f.display());
+                    assert_eq!(
+                        got,
+                        good,
+                        "undetected corruption in {} at {pos}",
+                        f.display()
+                    );
                 }
             }
         }
@@ -79,7 +99,12 @@ fn truncated_files_are_errors_not_panics() {
             let dst = tempfile::tempdir().unwrap();
             copy_tree(src.path(), dst.path());
             let target = dst.path().join(f.strip_prefix(src.path()).unwrap());
-            fs::OpenOptions::new().write(true).open(&target).unwrap().set_len(keep).unwrap();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .unwrap()
+                .set_len(keep)
+                .unwrap();
             if let Err(e) = open_and_read(dst.path()) {
                 assert!(!e.is_empty());
             }

@@ -26,19 +26,35 @@ fn make_batch(i: u64) -> WriteBatch {
     let t = i as i64 * 1000;
     let mut series = Vec::new();
     for s in 0..30u64 {
-        let mut samples = vec![Sample { t, v: (i * 7 + s) as f64 }];
+        let mut samples = vec![Sample {
+            t,
+            v: (i * 7 + s) as f64,
+        }];
         if i % 7 == 0 && i > 5 {
-            samples.push(Sample { t: t - 3500, v: -(s as f64) });
+            samples.push(Sample {
+                t: t - 3500,
+                v: -(s as f64),
+            });
         }
         if i % 11 == 0 {
-            samples.push(Sample { t, v: (i * 7 + s) as f64 });
+            samples.push(Sample {
+                t,
+                v: (i * 7 + s) as f64,
+            });
         }
         series.push(SeriesSamples {
-            labels: labels(&[("__name__", if s % 3 == 0 { "a" } else { "b" }), ("s", &s.to_string()), ("host", &format!("h{}", s % 4))]),
+            labels: labels(&[
+                ("__name__", if s % 3 == 0 { "a" } else { "b" }),
+                ("s", &s.to_string()),
+                ("host", &format!("h{}", s % 4)),
+            ]),
             samples,
         });
     }
-    series.push(SeriesSamples { labels: labels(&[("no_name", "x")]), samples: vec![Sample { t, v: 1.0 }] });
+    series.push(SeriesSamples {
+        labels: labels(&[("no_name", "x")]),
+        samples: vec![Sample { t, v: 1.0 }],
+    });
     WriteBatch { series }
 }
 
@@ -108,15 +124,30 @@ fn read_log(path: &Path) -> Vec<(u64, String, WriteBatch)> {
         let tenant = c.str();
         let mut series = Vec::new();
         for _ in 0..c.u32() {
-            let labels = (0..c.u32()).map(|_| Label { name: c.str(), value: c.str() }).collect();
-            let samples = (0..c.u32()).map(|_| Sample { t: c.u64() as i64, v: f64::from_bits(c.u64()) }).collect();
+            let labels = (0..c.u32())
+                .map(|_| Label {
+                    name: c.str(),
+                    value: c.str(),
+                })
+                .collect();
+            let samples = (0..c.u32())
+                .map(|_| Sample {
+                    t: c.u64() as i64,
+                    v: f64::from_bits(c.u64()),
+                })
+                .collect();
             series.push(SeriesSamples { labels, samples });
         }
         out.push((i, tenant, WriteBatch { series }));
         pos += 12 + len;
     }
     if pos < data.len() {
-        OpenOptions::new().write(true).open(path).unwrap().set_len(pos as u64).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(pos as u64)
+            .unwrap();
     }
     out
 }
@@ -124,7 +155,9 @@ fn read_log(path: &Path) -> Vec<(u64, String, WriteBatch)> {
 /// The child: recover, then write until killed (bounded to 20,000 batches).
 #[test]
 fn child_writer() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let dir = PathBuf::from(dir);
     let log_path = dir.join("log");
     let db = Db::open(dir.join("db"), small_opts()).unwrap();
@@ -134,7 +167,11 @@ fn child_writer() {
         db.apply(tenant, b, *i).unwrap();
     }
     let mut next = log.last().map_or(1, |l| l.0 + 1);
-    let mut f = OpenOptions::new().create(true).append(true).open(&log_path).unwrap();
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .unwrap();
     let stdout = std::io::stdout();
     for _ in 0..20_000 {
         let tenant = TENANTS[(next % 5 == 0) as usize];
@@ -159,7 +196,12 @@ fn kill_during_writes_then_replay_matches_a_clean_run() {
     let mut target = 0u64;
     for round in 0..4 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_recovery::child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_recovery::child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -200,8 +242,14 @@ fn kill_during_writes_then_replay_matches_a_clean_run() {
     for t in TENANTS {
         let (got, want) = (dump(&db, t), dump(&reference, t));
         assert_eq!(got.len(), want.len(), "tenant {t}: series count");
-        assert_eq!(got, want, "tenant {t}: recovered state differs from a clean run");
+        assert_eq!(
+            got, want,
+            "tenant {t}: recovered state differs from a clean run"
+        );
     }
-    assert!(!db.blocks("default").is_empty(), "the run crossed block cuts");
+    assert!(
+        !db.blocks("default").is_empty(),
+        "the run crossed block cuts"
+    );
     let _ = fs::remove_dir_all(clean.path());
 }
