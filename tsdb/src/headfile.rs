@@ -335,4 +335,23 @@ mod tests {
         // A reference beyond the written length is an error, not a panic.
         assert!(hf.segment(seq).unwrap().chunk(u32::MAX - 3).is_err());
     }
+
+    /// Head chunk segment format version 1, frozen: header and one record.
+    #[test]
+    fn golden_segment_is_byte_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = HeadFiles::open(dir.path(), &[]).unwrap();
+        let r = hf.append(Encoding::Xor, &[0xde, 0xad, 0xbe, 0xef]).unwrap();
+        assert_eq!(unpack_ref(r), (1, 16));
+        hf.sync().unwrap();
+        let got = fs::read(dir.path().join("00000001")).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/head_segment.bin");
+        if std::env::var_os("O11Y_BLESS_GOLDEN").is_some() {
+            fs::write(&path, &got).unwrap();
+        }
+        // magic "O11YHCHK" | version 1 | 6 zero bytes | record: len 4 (u32 LE) | encoding 1 |
+        // de ad be ef | xxh3-64(01 de ad be ef) low 32 bits
+        assert_eq!(got, fs::read(&path).unwrap(), "segment format changed: bump VERSION and re-bless");
+        assert_eq!(got.len(), 16 + 4 + 1 + 4 + 4);
+    }
 }
