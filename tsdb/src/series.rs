@@ -114,8 +114,7 @@ impl Series {
                 series: self,
                 mode: Mode::Sequential {
                     next: 0,
-                    buf: Vec::with_capacity(128),
-                    pos: 0,
+                    cur: None,
                     filter: false,
                 },
                 err: None,
@@ -160,28 +159,20 @@ impl std::fmt::Debug for Series {
     }
 }
 
-enum Mode {
-    /// Chunks in time order, decoded one at a time into `buf`.
-    Sequential {
-        next: usize,
-        buf: Vec<(i64, f64)>,
-        pos: usize,
-        filter: bool,
-    },
-    Merged {
-        samples: Vec<(i64, f64)>,
-        pos: usize,
-    },
+enum Mode<'a> {
+    /// Chunks in time order, decoded one at a time (each [`ChunkIter`] decodes in batches).
+    Sequential { next: usize, cur: Option<ChunkIter<'a>>, filter: bool },
+    Merged { samples: Vec<(i64, f64)>, pos: usize },
 }
 
 /// Iterator over a series' samples. A corrupt chunk ends iteration; [`SeriesIter::err`] says why.
 pub struct SeriesIter<'a> {
     series: &'a Series,
-    mode: Mode,
+    mode: Mode<'a>,
     err: Option<Error>,
 }
 
-impl SeriesIter<'_> {
+impl<'a> SeriesIter<'a> {
     /// The error that ended iteration early, if any.
     pub fn err(&self) -> Option<&Error> {
         self.err.as_ref()
@@ -194,43 +185,27 @@ impl SeriesIter<'_> {
 
     #[inline]
     fn keep(&self, t: i64) -> bool {
-        t >= self.series.mint
-            && t <= self.series.maxt
-            && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
+        t >= self.series.mint && t <= self.series.maxt && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
     }
 
-    /// Decodes the next chunk into the buffer; false at the end or on error.
+    /// Opens the next chunk; false at the end or on error.
     #[cold]
-    fn load_next(&mut self) -> bool {
-        let Mode::Sequential {
-            next,
-            buf,
-            pos,
-            filter,
-        } = &mut self.mode
-        else {
+    fn open_next(&mut self) -> bool {
+        let series: &'a Series = self.series;
+        let Mode::Sequential { next, cur, filter } = &mut self.mode else { return false };
+        if let Some(e) = cur.take().and_then(|it| it.err().cloned()) {
+            self.err = Some(series.sources[*next - 1].chunk_err(e.to_string()));
+            *next = usize::MAX;
             return false;
-        };
-        let Some(src) = self.series.sources.get(*next) else {
-            return false;
-        };
+        }
+        let Some(src) = series.sources.get(*next) else { return false };
         *next += 1;
-        buf.clear();
-        *pos = 0;
-        if src.mint > self.series.maxt {
+        if src.mint > series.maxt {
             *next = usize::MAX;
             return false;
         }
         match src.open() {
-            Ok(mut it) => {
-                buf.extend(&mut it);
-                if let Some(e) = it.err() {
-                    self.err = Some(src.chunk_err(e.to_string()));
-                    *next = usize::MAX;
-                    buf.clear();
-                    return false;
-                }
-            }
+            Ok(it) => *cur = Some(it),
             Err(e) => {
                 self.err = Some(e);
                 *next = usize::MAX;
@@ -239,13 +214,9 @@ impl SeriesIter<'_> {
         }
         // Only chunks that stick out of the range or touch a deleted interval need a check
         // per sample.
-        *filter = src.mint < self.series.mint
-            || src.maxt > self.series.maxt
-            || self
-                .series
-                .deleted
-                .iter()
-                .any(|&(a, b)| a <= src.maxt && src.mint <= b);
+        *filter = src.mint < series.mint
+            || src.maxt > series.maxt
+            || series.deleted.iter().any(|&(a, b)| a <= src.maxt && src.mint <= b);
         true
     }
 }
@@ -257,16 +228,16 @@ impl Iterator for SeriesIter<'_> {
     fn next(&mut self) -> Option<(i64, f64)> {
         loop {
             match &mut self.mode {
-                Mode::Sequential {
-                    buf, pos, filter, ..
-                } => {
-                    if let Some(&s) = buf.get(*pos) {
-                        *pos += 1;
+                Mode::Sequential { cur, filter, .. } => {
+                    if let Some(s) = cur.as_mut().and_then(|it| it.next()) {
                         if !*filter {
                             return Some(s);
                         }
                         if s.0 > self.series.maxt {
-                            buf.clear();
+                            *cur = None;
+                            if let Mode::Sequential { next, .. } = &mut self.mode {
+                                *next = usize::MAX;
+                            }
                             return None;
                         }
                         if self.keep(s.0) {
@@ -274,7 +245,7 @@ impl Iterator for SeriesIter<'_> {
                         }
                         continue;
                     }
-                    if !self.load_next() {
+                    if !self.open_next() {
                         return None;
                     }
                 }
