@@ -640,14 +640,47 @@ impl HeadData {
                 new_mint = new_mint.min(o[0].0);
             }
         }
+        let removed = !dead.is_empty();
         for id in dead {
             self.remove(id);
+        }
+        if removed {
+            self.compact_symbols();
         }
         self.mint = new_mint.max(upto);
         if self.all.is_empty() {
             self.mint = i64::MAX;
         }
         min_seg
+    }
+
+    /// Rebuilds the symbol table with only the strings live series use, so that series churn
+    /// (short-lived pods, say) does not grow it forever. Runs after a head cut removed series.
+    fn compact_symbols(&mut self) {
+        let old = std::mem::take(&mut self.symbols);
+        let mut map: HashMap<u32, u32> = HashMap::new();
+        let mut remap = |syms: &mut Symbols, id: u32| *map.entry(id).or_insert_with(|| syms.intern(old.get(id)));
+        let mut fresh = Symbols::default();
+        for s in self.series.iter_mut().flatten() {
+            for x in s.labels.iter_mut() {
+                *x = remap(&mut fresh, *x);
+            }
+        }
+        let postings = std::mem::take(&mut self.postings);
+        for (n, vals) in postings {
+            let n = remap(&mut fresh, n);
+            let e = self.postings.entry(n).or_default();
+            for (v, bm) in vals {
+                e.insert(remap(&mut fresh, v), bm);
+            }
+        }
+        self.symbols = fresh;
+    }
+
+    /// Number of interned strings.
+    #[cfg(test)]
+    pub(crate) fn num_symbols(&self) -> usize {
+        self.symbols.strings.len()
     }
 
     /// Label names, sorted.
@@ -849,5 +882,48 @@ impl PostingsSource for HeadData {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Label;
+    use crate::Sample;
+
+    fn cfg() -> HeadConfig {
+        HeadConfig { block_range: 60_000, ooo_window: 10_000, limits: LabelLimits::default() }
+    }
+
+    fn one(name: &str, pod: &str, t: i64) -> SeriesSamples {
+        SeriesSamples {
+            labels: vec![Label::new("__name__", name), Label::new("pod", pod)],
+            samples: vec![Sample { t, v: 1.0 }],
+        }
+    }
+
+    #[test]
+    fn churned_series_and_their_symbols_are_freed_by_a_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = HeadFiles::open(dir.path(), &[]).unwrap();
+        let mut h = HeadData::new();
+        let mut rej = Vec::new();
+        // 100 short-lived pods in the first minute, then one long-lived series.
+        let batch: Vec<SeriesSamples> = (0..100).map(|i| one("m", &format!("pod-{i}"), 1_000)).collect();
+        h.append(&files, &cfg(), &batch, &mut rej).unwrap();
+        h.append(&files, &cfg(), &[one("m", "stays", 200_000)], &mut rej).unwrap();
+        assert!(rej.is_empty());
+        assert!(h.num_symbols() >= 103);
+        h.truncate(120_000);
+        assert_eq!(h.num_series(), 1);
+        assert_eq!(h.num_symbols(), 4, "__name__, m, pod, stays");
+        // Lookups, postings and label values still work after the rebuild.
+        h.append(&files, &cfg(), &[one("m", "stays", 201_000)], &mut rej).unwrap();
+        assert!(rej.is_empty());
+        assert_eq!(h.num_series(), 1);
+        assert_eq!(h.label_values("pod").iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(), vec!["stays"]);
+        let m = Matcher::new(crate::matcher::MatchOp::Equal, "pod", "stays").unwrap();
+        let s = h.select(&files, &[m], 0, i64::MAX).unwrap();
+        assert_eq!(s[0].samples().unwrap(), vec![(200_000, 1.0), (201_000, 1.0)]);
     }
 }

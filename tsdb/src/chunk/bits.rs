@@ -82,9 +82,27 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut u: u64) {
 /// ORs the low `n` bits of `value` (n ≤ 64) into `buf` starting at bit `pos`.
 ///
 /// The destination bits must be zero and `buf` must hold `pos + n` bits; the
-/// callers size their buffers first.
+/// callers size their buffers first. Bits of `value` above `n` are ignored.
 #[inline]
 pub(crate) fn put_bits(buf: &mut [u8], pos: u64, value: u64, n: u32) {
+    if n > 56 {
+        put_bits(buf, pos, value >> 32, n - 32);
+        put_bits(buf, pos + u64::from(n - 32), value, 32);
+        return;
+    }
+    if n == 0 {
+        return;
+    }
+    let value = value & (u64::MAX >> (64 - n));
+    let idx = (pos >> 3) as usize;
+    let used = (pos & 7) as u32;
+    // Fast path: one 8-byte read-modify-write (used + n ≤ 63).
+    if let Some(w) = buf.get_mut(idx..).and_then(|b| b.first_chunk_mut::<8>()) {
+        let word = u64::from_be_bytes(*w) | (value << (64 - used - n));
+        *w = word.to_be_bytes();
+        return;
+    }
+    // Near the end of the buffer: byte by byte.
     let mut n = n;
     let mut pos = pos;
     while n > 0 {
@@ -300,15 +318,6 @@ impl<'a> BitReader<'a> {
     pub(crate) fn peek(&self, n: u32) -> u64 {
         // Two shifts so that n == 0 yields 0 instead of shifting by 64.
         (self.acc >> 1) >> (63 - n)
-    }
-
-    /// Number of consecutive one bits at the read position, at most `max`
-    /// (≤ 3); requires a prior `ensure(3)`. A lookup on the top three bits
-    /// rather than a leading-zero count, which is slow without `lzcnt`.
-    #[inline(always)]
-    pub(crate) fn leading_ones(&self, max: u32) -> u32 {
-        const ONES: [u8; 8] = [0, 0, 0, 0, 1, 1, 2, 3];
-        u32::from(ONES[self.peek(3) as usize]).min(max)
     }
 
     /// Consumes `n` bits; requires that they are available.

@@ -7,8 +7,9 @@
 //! scale in `0..=15` that works for every sample of the chunk; if none does
 //! (NaN, ±Inf, -0.0, |v| ≥ 2^63 · 10^-k, or too many digits) the encoder
 //! returns `None` and the chunk stays Xor. Decoding divides by an exactly
-//! representable power of ten, so `m / 10^k` is the correctly rounded value of
-//! the decimal, i.e. what parsing its text gives.
+//! representable power of ten, so for |m| ≤ 2^53 `m / 10^k` is the correctly
+//! rounded value of the decimal, i.e. what parsing its text gives; the encoder
+//! checks every value bit for bit regardless.
 //!
 //! Timestamps and the integers `m` are each encoded as an *integer stream*
 //! whose parameters are chosen per chunk to minimise the size:
@@ -75,8 +76,8 @@ fn unscale(m: i64, div: f64) -> f64 {
 fn to_scaled(v: f64, k: usize) -> Option<i64> {
     let div = POW10[k];
     let x = v * div;
-    // 2^63: every i64 cast below is exact or saturating, never UB or a panic.
-    if !(x.abs() < 9_223_372_036_854_775_808.0) {
+    // Below 2^63 the integer fits an i64; NaN and ±Inf are refused.
+    if x.is_nan() || x.abs() >= 9_223_372_036_854_775_808.0 {
         return None;
     }
     let m = x.round() as i64;
@@ -212,7 +213,7 @@ struct Plan {
     table: Table,
     /// DOD: the first delta, written as a varint at sample 1.
     first: i64,
-    /// zigzag(q[i]) in sample order (DOD: from sample 2).
+    /// `zigzag(q[i])` in sample order (DOD: from sample 2).
     codes: Vec<u64>,
     bits: u64,
 }
@@ -237,8 +238,8 @@ impl Plan {
         consider(Plan::build(Mode::Delta, 0, 0, &deltas));
 
         let mut sorted = deltas.clone();
-        sorted.sort_unstable();
-        let median = sorted[sorted.len() / 2];
+        let mid = sorted.len() / 2;
+        let median = *sorted.select_nth_unstable(mid).1;
         if let Ok(base) = i64::try_from(median) {
             if base != 0 {
                 let shifted: Vec<i128> = deltas.iter().map(|&d| d - median).collect();
@@ -252,21 +253,49 @@ impl Plan {
     }
 
     fn build(mode: Mode, base: i64, first: i64, elems: &[i128]) -> Plan {
-        let g = elems.iter().fold(0u128, |g, &e| gcd(g, e.unsigned_abs()));
-        let g = u64::try_from(g).ok().filter(|&g| g > 1);
+        let mut g = 0u128;
+        for &e in elems {
+            let a = e.unsigned_abs();
+            // Most elements are multiples of the divisor so far; checking
+            // that is much cheaper than a full GCD.
+            let divides = match (u64::try_from(g), u64::try_from(a)) {
+                (Ok(g), Ok(a)) => g != 0 && a % g == 0,
+                _ => g != 0 && a % g == 0,
+            };
+            if !divides {
+                g = gcd(g, a);
+                if g == 1 {
+                    break;
+                }
+            }
+        }
+        let g = i64::try_from(g).ok().filter(|&g| g > 1);
         let quotients: Option<Vec<i64>> = g.and_then(|g| {
-            let g = i128::from(g);
-            elems.iter().map(|&e| i64::try_from(e / g).ok()).collect()
+            elems
+                .iter()
+                .map(|&e| match i64::try_from(e) {
+                    Ok(e) => Some(e / g),
+                    Err(_) => i64::try_from(e / i128::from(g)).ok(),
+                })
+                .collect()
         });
         let (g, codes): (u64, Vec<u64>) = match (g, quotients) {
-            (Some(g), Some(q)) => (g, q.into_iter().map(zigzag).collect()),
+            (Some(g), Some(q)) => (g as u64, q.into_iter().map(zigzag).collect()),
             // Exact when every element fits an i64; otherwise correct modulo
             // 2^64, which is all the wrapping decoder needs.
             _ => (1, elems.iter().map(|&e| zigzag(e as i64)).collect()),
         };
-        let mut hist = [0u64; 65];
-        for &c in &codes {
-            hist[bit_width(c) as usize] += 1;
+        // Four interleaved histograms: consecutive increments of one counter
+        // would otherwise wait on each other through memory.
+        let mut hists = [[0u64; 65]; 4];
+        for (i, &c) in codes.iter().enumerate() {
+            hists[i & 3][bit_width(c) as usize] += 1;
+        }
+        let mut hist = hists[0];
+        for h in &hists[1..] {
+            for (a, b) in hist.iter_mut().zip(h) {
+                *a += b;
+            }
         }
         let (table, elem_bits) = Table::best(&hist);
         let mut bits = 2 + uvarint_bits(g - 1) + table.header_bits() + elem_bits;
@@ -319,7 +348,27 @@ impl Plan {
     }
 }
 
-fn gcd(mut a: u128, mut b: u128) -> u128 {
+/// Greatest common divisor; binary GCD on u64 when both fit (the common
+/// case), Euclid on u128 otherwise.
+fn gcd(a: u128, b: u128) -> u128 {
+    if let (Ok(mut a), Ok(mut b)) = (u64::try_from(a), u64::try_from(b)) {
+        if a == 0 || b == 0 {
+            return u128::from(a | b);
+        }
+        let shift = (a | b).trailing_zeros();
+        a >>= a.trailing_zeros();
+        loop {
+            b >>= b.trailing_zeros();
+            if a > b {
+                (a, b) = (b, a);
+            }
+            b -= a;
+            if b == 0 {
+                return u128::from(a << shift);
+            }
+        }
+    }
+    let (mut a, mut b) = (a, b);
     while b != 0 {
         (a, b) = (b, a % b);
     }
@@ -361,9 +410,9 @@ struct Stream {
     mode: Mode,
     base: i64,
     g: i64,
-    /// Bucket `j`: (prefix length, width).
-    buckets: [(u32, u32); 4],
-    max_prefix: u32,
+    /// Indexed by the next three bits: (prefix + width, width) of the
+    /// bucket they select.
+    codes: [(u32, u32); 8],
     x0: i64,
     x: i64,
     d: i64,
@@ -375,8 +424,7 @@ impl Stream {
             mode: Mode::For,
             base: 0,
             g: 1,
-            buckets: [(0, 0); 4],
-            max_prefix: 0,
+            codes: [(0, 0); 8],
             x0: 0,
             x: 0,
             d: 0,
@@ -418,8 +466,11 @@ impl Stream {
                     reason: "bucket wider than 64 bits",
                 });
             }
-            *b = (Table::prefix_len(n, j as u32), width);
+            *b = (Table::prefix_len(n, j as u32) + width, width);
         }
+        // Leading one bits of each 3-bit pattern, capped at n - 1.
+        const ONES: [u32; 8] = [0, 0, 0, 0, 1, 1, 2, 3];
+        let codes = ONES.map(|ones| buckets[ones.min(n - 1) as usize]);
         if r.overrun() {
             return Err(ChunkError::Truncated { offset: start });
         }
@@ -427,8 +478,7 @@ impl Stream {
             mode,
             base,
             g: g as i64,
-            buckets,
-            max_prefix: n - 1,
+            codes,
             x0: 0,
             x: 0,
             d: 0,
@@ -438,10 +488,17 @@ impl Stream {
     #[inline(always)]
     fn read_code(&self, r: &mut BitReader<'_>) -> i64 {
         r.ensure(3);
-        let j = r.leading_ones(self.max_prefix);
-        let (prefix, width) = self.buckets[j as usize];
-        r.skip(prefix);
-        let u = r.read_long(width);
+        let (total, width) = self.codes[r.peek(3) as usize];
+        let u = if total <= 56 {
+            // Prefix and payload in one read; the payload is the low bits.
+            r.ensure(total);
+            let x = r.peek(total) & ((1u64 << width) - 1);
+            r.skip(total);
+            x
+        } else {
+            r.skip(total - width);
+            r.read_long(width)
+        };
         ((u >> 1) as i64) ^ -((u & 1) as i64)
     }
 
