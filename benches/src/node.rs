@@ -69,6 +69,15 @@ fn l(name: &str, value: impl Into<String>) -> Label {
     }
 }
 
+/// A counter with this rate, or a constant when the rate is 0.
+fn counter(rate: f64, decimals: i32, idle: f64) -> Kind {
+    if rate == 0.0 {
+        Kind::Constant
+    } else {
+        Kind::Counter { rate, decimals, idle }
+    }
+}
+
 /// (metric name, extra labels, kind, initial value) for every series of one host.
 fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
     let mut t: Vec<(String, Vec<Label>, Kind, f64)> = Vec::new();
@@ -140,15 +149,7 @@ fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
     ];
     for dev in ["eth0", "eth1", "lo", "docker0"] {
         for (m, rate, idle) in net_metrics {
-            let kind = if rate == 0.0 {
-                Kind::Constant
-            } else {
-                Kind::Counter {
-                    rate,
-                    decimals: 0,
-                    idle,
-                }
-            };
+            let kind = counter(rate, 0, idle);
             push(
                 &format!("node_network_{m}_total"),
                 vec![l("device", dev)],
@@ -210,15 +211,7 @@ fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
     for dev in ["sda", "sdb", "nvme0n1", "dm-0"] {
         for (m, rate, idle) in disk_metrics {
             let decimals = if m.contains("seconds") { 3 } else { 0 };
-            let kind = if rate == 0.0 {
-                Kind::Constant
-            } else {
-                Kind::Counter {
-                    rate,
-                    decimals,
-                    idle,
-                }
-            };
+            let kind = counter(rate, decimals, idle);
             push(
                 &format!("node_disk_{m}"),
                 vec![l("device", dev)],
@@ -355,15 +348,7 @@ fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
             3 => (0.0, 1.0),
             _ => (0.05, 0.95),
         };
-        let kind = if rate == 0.0 {
-            Kind::Constant
-        } else {
-            Kind::Counter {
-                rate,
-                decimals: 0,
-                idle,
-            }
-        };
+        let kind = counter(rate, 0, idle);
         push(
             &format!("node_vmstat_stat_{i}"),
             vec![],
@@ -379,15 +364,7 @@ fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
         } else {
             (0.0, 1.0)
         };
-        let kind = if rate == 0.0 {
-            Kind::Constant
-        } else {
-            Kind::Counter {
-                rate,
-                decimals: 0,
-                idle,
-            }
-        };
+        let kind = counter(rate, 0, idle);
         push(
             &format!("node_netstat_stat_{i}"),
             vec![],
@@ -410,15 +387,7 @@ fn host_template(rng: &mut SmallRng) -> Vec<(String, Vec<Label>, Kind, f64)> {
                 1 => (5.0, 0.4),
                 _ => (0.0, 1.0),
             };
-            let kind = if rate == 0.0 {
-                Kind::Constant
-            } else {
-                Kind::Counter {
-                    rate,
-                    decimals: 0,
-                    idle,
-                }
-            };
+            let kind = counter(rate, 0, idle);
             push(
                 "node_interrupts_total",
                 vec![l("cpu", c.to_string()), l("type", *ty), l("devices", "")],
