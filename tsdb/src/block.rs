@@ -928,7 +928,17 @@ mod tests {
             symbols.insert(l.name.clone());
             symbols.insert(l.value.clone());
         }
-        let meta = BlockMeta { id: 1, tenant: "default".into(), mint: 0, maxt: 0, level: 1, num_series: 0, num_chunks: 0, num_samples: 0, sources: vec![] };
+        let meta = BlockMeta {
+            id: 1,
+            tenant: "default".into(),
+            mint: 0,
+            maxt: 0,
+            level: 1,
+            num_series: 0,
+            num_chunks: 0,
+            num_samples: 0,
+            sources: vec![],
+        };
         let mut w = BlockWriter::new(parent, meta, symbols).unwrap();
         let sa: Vec<(i64, f64)> = (0..3).map(|i| (i * 15_000, 1.0)).collect();
         let sb: Vec<(i64, f64)> = (0..130).map(|i| (i * 15_000, i as f64 * 0.5)).collect();
@@ -951,7 +961,11 @@ mod tests {
                 fs::create_dir_all(golden_dir()).unwrap();
                 fs::write(&path, &got).unwrap();
             }
-            assert_eq!(got, fs::read(&path).unwrap(), "block file {f} changed: bump VERSION and re-bless");
+            assert_eq!(
+                got,
+                fs::read(&path).unwrap(),
+                "block file {f} changed: bump VERSION and re-bless"
+            );
         }
         // The committed golden block opens and reads back.
         let copy = tempfile::tempdir().unwrap();
@@ -977,17 +991,24 @@ mod tests {
             bad[i] ^= 0x21;
             let r = Index::from_bytes(PathBuf::from("index"), Bytes::Owned(bad));
             // Only the 6 header padding bytes are not covered by a checksum.
-            assert!(r.is_err() || (10..16).contains(&i), "flip at {i} undetected");
+            assert!(
+                r.is_err() || (10..16).contains(&i),
+                "flip at {i} undetected"
+            );
         }
         for n in 0..idx.len() {
-            assert!(Index::from_bytes(PathBuf::from("index"), Bytes::Owned(idx[..n].to_vec())).is_err());
+            assert!(
+                Index::from_bytes(PathBuf::from("index"), Bytes::Owned(idx[..n].to_vec())).is_err()
+            );
         }
     }
 
     #[test]
     fn fuzz_entry_point_survives_garbage() {
         for seed in 0..200u64 {
-            let data: Vec<u8> = (0..(seed * 7 % 300)).map(|i| (i.wrapping_mul(seed + 13) % 251) as u8).collect();
+            let data: Vec<u8> = (0..(seed * 7 % 300))
+                .map(|i| (i.wrapping_mul(seed + 13) % 251) as u8)
+                .collect();
             fuzz_index(&data);
         }
     }

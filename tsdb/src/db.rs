@@ -74,6 +74,8 @@ pub struct Options {
     pub retention_bytes: Option<u64>,
     /// Largest range compaction builds (default 31 days or a tenth of the retention).
     pub max_block_range_ms: i64,
+    /// How far ahead of a batch's `received_ms` a sample may be (default 10m).
+    pub future_grace_ms: i64,
     /// Label validation limits.
     pub limits: LabelLimits,
 }
@@ -88,6 +90,7 @@ impl Default for Options {
             retention_ms: Some(15 * 24 * HOUR),
             retention_bytes: None,
             max_block_range_ms: 31 * 24 * HOUR,
+            future_grace_ms: 10 * 60_000,
             limits: LabelLimits::default(),
         }
     }
@@ -349,10 +352,14 @@ impl Db {
             });
         }
         let mut report = ApplyReport::default();
+        let max_t = batch
+            .received_ms
+            .map_or(i64::MAX, |r| r.saturating_add(self.opts.future_grace_ms));
         let stats = t.head.write().append(
             &self.files,
             &self.cfg,
             &batch.series,
+            max_t,
             &mut report.rejections,
         )?;
         report.samples_accepted = stats.samples;
@@ -755,27 +762,38 @@ impl Db {
                 (a.saturating_add(range)).min(upto).saturating_sub(1),
             );
             let series = t.head.read().select(&self.files, &[], lo, hi)?;
+            let mut written = false;
             if !series.is_empty() {
                 let id = Self::alloc_id(m);
-                let meta = self.write_block(
-                    &t.name,
-                    id,
-                    1,
-                    vec![],
-                    series
-                        .into_iter()
-                        .map(|s| (s.labels.clone(), SeriesInput::Head(s))),
-                )?;
-                if let Some(meta) = meta {
+                let inputs = series
+                    .into_iter()
+                    .map(|s| (s.labels.clone(), SeriesInput::Head(s)));
+                if let Some(meta) = self.write_block(&t.name, id, 1, vec![], inputs)? {
                     let b = Arc::new(Block::open(self.block_dir(&t.name, meta.id))?);
                     let mut list = (**t.blocks.read()).clone();
                     list.push(b);
                     list.sort_by_key(|b| (b.meta.mint, b.meta.id));
                     *t.blocks.write() = Arc::new(list);
                     cut += 1;
+                    written = true;
                 }
             }
             a = a.saturating_add(range);
+            if !written && a < upto {
+                // An empty range: jump straight to the range of the next sample, so that sparse
+                // data (samples years apart) costs one step per block, not per empty range.
+                let rest = t.head.read().select(&self.files, &[], a, upto - 1)?;
+                let mut next = None;
+                for s in &rest {
+                    if let Some((ts, _)) = s.iter().next() {
+                        next = Some(next.map_or(ts, |n: i64| n.min(ts)));
+                    }
+                }
+                match next {
+                    Some(ts) => a = align_down(ts, range).max(a),
+                    None => break,
+                }
+            }
         }
         t.head.write().truncate(upto);
         Ok(cut)

@@ -85,6 +85,9 @@ pub enum RejectReason {
     /// A sample older than the out-of-order window (or than data already cut into blocks).
     #[error("sample at {t} is too old: oldest accepted timestamp is {min_valid}")]
     TooOld { t: i64, min_valid: i64 },
+    /// A sample too far ahead of the time the batch was received.
+    #[error("sample at {t} is too far in the future: newest accepted timestamp is {max_valid}")]
+    TooFarInFuture { t: i64, max_valid: i64 },
     /// A sample at a timestamp the series already has, with a different value.
     #[error("duplicate sample for timestamp {t} with a different value")]
     DuplicateTimestamp { t: i64 },

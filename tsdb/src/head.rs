@@ -396,6 +396,7 @@ impl HeadData {
         files: &HeadFiles,
         cfg: &HeadConfig,
         batch: &[SeriesSamples],
+        max_t: i64,
         rejections: &mut Vec<Rejection>,
     ) -> Result<AppendStats> {
         let mut stats = AppendStats::default();
@@ -416,7 +417,11 @@ impl HeadData {
                     ids.push(id);
                 }
                 Err(reason) => {
-                    rejections.push(Rejection { series: si, sample: None, reason });
+                    rejections.push(Rejection {
+                        series: si,
+                        sample: None,
+                        reason,
+                    });
                     ids.push(u32::MAX);
                 }
             }
@@ -427,9 +432,24 @@ impl HeadData {
                 continue;
             }
             for (i, smp) in s.samples.iter().enumerate() {
+                if smp.t > max_t {
+                    rejections.push(Rejection {
+                        series: si,
+                        sample: Some(i),
+                        reason: RejectReason::TooFarInFuture {
+                            t: smp.t,
+                            max_valid: max_t,
+                        },
+                    });
+                    continue;
+                }
                 match self.append_sample(files, cfg, id, smp.t, smp.v) {
                     Ok(Ok(())) => stats.samples += 1,
-                    Ok(Err(reason)) => rejections.push(Rejection { series: si, sample: Some(i), reason }),
+                    Ok(Err(reason)) => rejections.push(Rejection {
+                        series: si,
+                        sample: Some(i),
+                        reason,
+                    }),
                     Err(e) => {
                         result = Err(e);
                         break 'outer;
@@ -659,7 +679,9 @@ impl HeadData {
     fn compact_symbols(&mut self) {
         let old = std::mem::take(&mut self.symbols);
         let mut map: HashMap<u32, u32> = HashMap::new();
-        let mut remap = |syms: &mut Symbols, id: u32| *map.entry(id).or_insert_with(|| syms.intern(old.get(id)));
+        let mut remap = |syms: &mut Symbols, id: u32| {
+            *map.entry(id).or_insert_with(|| syms.intern(old.get(id)))
+        };
         let mut fresh = Symbols::default();
         for s in self.series.iter_mut().flatten() {
             for x in s.labels.iter_mut() {
@@ -892,7 +914,11 @@ mod tests {
     use crate::Sample;
 
     fn cfg() -> HeadConfig {
-        HeadConfig { block_range: 60_000, ooo_window: 10_000, limits: LabelLimits::default() }
+        HeadConfig {
+            block_range: 60_000,
+            ooo_window: 10_000,
+            limits: LabelLimits::default(),
+        }
     }
 
     fn one(name: &str, pod: &str, t: i64) -> SeriesSamples {
@@ -909,21 +935,47 @@ mod tests {
         let mut h = HeadData::new();
         let mut rej = Vec::new();
         // 100 short-lived pods in the first minute, then one long-lived series.
-        let batch: Vec<SeriesSamples> = (0..100).map(|i| one("m", &format!("pod-{i}"), 1_000)).collect();
-        h.append(&files, &cfg(), &batch, &mut rej).unwrap();
-        h.append(&files, &cfg(), &[one("m", "stays", 200_000)], &mut rej).unwrap();
+        let batch: Vec<SeriesSamples> = (0..100)
+            .map(|i| one("m", &format!("pod-{i}"), 1_000))
+            .collect();
+        h.append(&files, &cfg(), &batch, i64::MAX, &mut rej)
+            .unwrap();
+        h.append(
+            &files,
+            &cfg(),
+            &[one("m", "stays", 200_000)],
+            i64::MAX,
+            &mut rej,
+        )
+        .unwrap();
         assert!(rej.is_empty());
         assert!(h.num_symbols() >= 103);
         h.truncate(120_000);
         assert_eq!(h.num_series(), 1);
         assert_eq!(h.num_symbols(), 4, "__name__, m, pod, stays");
         // Lookups, postings and label values still work after the rebuild.
-        h.append(&files, &cfg(), &[one("m", "stays", 201_000)], &mut rej).unwrap();
+        h.append(
+            &files,
+            &cfg(),
+            &[one("m", "stays", 201_000)],
+            i64::MAX,
+            &mut rej,
+        )
+        .unwrap();
         assert!(rej.is_empty());
         assert_eq!(h.num_series(), 1);
-        assert_eq!(h.label_values("pod").iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>(), vec!["stays"]);
+        assert_eq!(
+            h.label_values("pod")
+                .iter()
+                .map(|(v, _)| v.as_str())
+                .collect::<Vec<_>>(),
+            vec!["stays"]
+        );
         let m = Matcher::new(crate::matcher::MatchOp::Equal, "pod", "stays").unwrap();
         let s = h.select(&files, &[m], 0, i64::MAX).unwrap();
-        assert_eq!(s[0].samples().unwrap(), vec![(200_000, 1.0), (201_000, 1.0)]);
+        assert_eq!(
+            s[0].samples().unwrap(),
+            vec![(200_000, 1.0), (201_000, 1.0)]
+        );
     }
 }

@@ -351,7 +351,11 @@ mod tests {
         }
         // magic "O11YHCHK" | version 1 | 6 zero bytes | record: len 4 (u32 LE) | encoding 1 |
         // de ad be ef | xxh3-64(01 de ad be ef) low 32 bits
-        assert_eq!(got, fs::read(&path).unwrap(), "segment format changed: bump VERSION and re-bless");
+        assert_eq!(
+            got,
+            fs::read(&path).unwrap(),
+            "segment format changed: bump VERSION and re-bless"
+        );
         assert_eq!(got.len(), 16 + 4 + 1 + 4 + 4);
     }
 }

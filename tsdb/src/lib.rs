@@ -19,7 +19,7 @@
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let db = Db::open(dir.path(), Options::default()).unwrap();
-//! let batch = WriteBatch { series: vec![SeriesSamples {
+//! let batch = WriteBatch { received_ms: None, series: vec![SeriesSamples {
 //!     labels: vec![Label { name: "__name__".into(), value: "up".into() },
 //!                  Label { name: "job".into(), value: "node".into() }],
 //!     samples: vec![Sample { t: 1_000, v: 1.0 }, Sample { t: 16_000, v: 1.0 }],
@@ -76,4 +76,8 @@ pub struct SeriesSamples {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteBatch {
     pub series: Vec<SeriesSamples>,
+    /// Wall-clock time (ms) at which the proposer accepted the batch. When set, samples more
+    /// than [`Options::future_grace_ms`] ahead of it are rejected. It travels in the batch so
+    /// that every replica decides the same way.
+    pub received_ms: Option<i64>,
 }

@@ -161,8 +161,15 @@ impl std::fmt::Debug for Series {
 
 enum Mode<'a> {
     /// Chunks in time order, decoded one at a time (each [`ChunkIter`] decodes in batches).
-    Sequential { next: usize, cur: Option<ChunkIter<'a>>, filter: bool },
-    Merged { samples: Vec<(i64, f64)>, pos: usize },
+    Sequential {
+        next: usize,
+        cur: Option<ChunkIter<'a>>,
+        filter: bool,
+    },
+    Merged {
+        samples: Vec<(i64, f64)>,
+        pos: usize,
+    },
 }
 
 /// Iterator over a series' samples. A corrupt chunk ends iteration; [`SeriesIter::err`] says why.
@@ -185,20 +192,26 @@ impl<'a> SeriesIter<'a> {
 
     #[inline]
     fn keep(&self, t: i64) -> bool {
-        t >= self.series.mint && t <= self.series.maxt && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
+        t >= self.series.mint
+            && t <= self.series.maxt
+            && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
     }
 
     /// Opens the next chunk; false at the end or on error.
     #[cold]
     fn open_next(&mut self) -> bool {
         let series: &'a Series = self.series;
-        let Mode::Sequential { next, cur, filter } = &mut self.mode else { return false };
+        let Mode::Sequential { next, cur, filter } = &mut self.mode else {
+            return false;
+        };
         if let Some(e) = cur.take().and_then(|it| it.err().cloned()) {
             self.err = Some(series.sources[*next - 1].chunk_err(e.to_string()));
             *next = usize::MAX;
             return false;
         }
-        let Some(src) = series.sources.get(*next) else { return false };
+        let Some(src) = series.sources.get(*next) else {
+            return false;
+        };
         *next += 1;
         if src.mint > series.maxt {
             *next = usize::MAX;
@@ -216,7 +229,10 @@ impl<'a> SeriesIter<'a> {
         // per sample.
         *filter = src.mint < series.mint
             || src.maxt > series.maxt
-            || series.deleted.iter().any(|&(a, b)| a <= src.maxt && src.mint <= b);
+            || series
+                .deleted
+                .iter()
+                .any(|&(a, b)| a <= src.maxt && src.mint <= b);
         true
     }
 }

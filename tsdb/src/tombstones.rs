@@ -103,14 +103,19 @@ mod tests {
         t.add(7, 2, 1_000, 2_000); // block 7, series 2, [1000, 2000]
         t.add(7, 2, 5_000, 6_000);
         t.add(9, 0, -10, 10);
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/tombstones.bin");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/tombstones.bin");
         if std::env::var_os("O11Y_BLESS_GOLDEN").is_some() {
             std::fs::write(&path, t.encode()).unwrap();
         }
         // magic "O11YTOMB" | version 1 | 2 blocks | block 7: 1 series (id 2, 2 intervals, zigzag
         // varints) | block 9: 1 series (id 0, 1 interval) | xxh3-64
         let golden = std::fs::read(&path).unwrap();
-        assert_eq!(t.encode(), golden, "tombstones format changed: bump VERSION and re-bless");
+        assert_eq!(
+            t.encode(),
+            golden,
+            "tombstones format changed: bump VERSION and re-bless"
+        );
         assert_eq!(Tombstones::decode(&path, &golden).unwrap(), t);
     }
 }

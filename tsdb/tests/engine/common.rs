@@ -22,7 +22,10 @@ pub fn series(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
 }
 
 pub fn batch(s: Vec<SeriesSamples>) -> WriteBatch {
-    WriteBatch { series: s }
+    WriteBatch {
+        series: s,
+        received_ms: None,
+    }
 }
 
 pub fn m(op: MatchOp, name: &str, value: &str) -> Matcher {

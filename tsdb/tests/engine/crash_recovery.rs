@@ -55,7 +55,10 @@ fn make_batch(i: u64) -> WriteBatch {
         labels: labels(&[("no_name", "x")]),
         samples: vec![Sample { t, v: 1.0 }],
     });
-    WriteBatch { series }
+    WriteBatch {
+        series,
+        received_ms: None,
+    }
 }
 
 fn encode(i: u64, tenant: &str, b: &WriteBatch) -> Vec<u8> {
@@ -138,7 +141,14 @@ fn read_log(path: &Path) -> Vec<(u64, String, WriteBatch)> {
                 .collect();
             series.push(SeriesSamples { labels, samples });
         }
-        out.push((i, tenant, WriteBatch { series }));
+        out.push((
+            i,
+            tenant,
+            WriteBatch {
+                series,
+                received_ms: None,
+            },
+        ));
         pos += 12 + len;
     }
     if pos < data.len() {

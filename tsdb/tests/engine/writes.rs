@@ -259,3 +259,40 @@ fn select_skips_chunks_outside_the_range() {
     assert_eq!(s[0].samples().unwrap().len(), 11);
     let _ = MatchOp::Equal;
 }
+
+#[test]
+fn samples_too_far_ahead_of_the_batch_time_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = batch(vec![series(
+        &[("__name__", "m")],
+        &[(1_000_000, 1.0), (1_000_000 + 11 * 60_000, 2.0)],
+    )]);
+    b.received_ms = Some(1_000_000);
+    let r = db.apply("t", &b, 1).unwrap();
+    assert_eq!(r.samples_accepted, 1);
+    assert_eq!(
+        r.rejections[0].reason,
+        RejectReason::TooFarInFuture {
+            t: 1_660_000,
+            max_valid: 1_600_000
+        }
+    );
+}
+
+#[test]
+fn sparse_samples_years_apart_cut_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let s = &[("__name__", "m")];
+    // 2h blocks; ~140 million empty ranges lie between these samples.
+    db.apply(
+        "t",
+        &batch(vec![series(s, &[(0, 1.0), (1_000_000_000_000_000, 2.0)])]),
+        1,
+    )
+    .unwrap();
+    db.flush_head().unwrap();
+    assert_eq!(db.blocks("t").len(), 2);
+    assert_eq!(dump(&db, "t")[0].1.len(), 2);
+}
