@@ -17,15 +17,15 @@
 //!                     (sorted, unique: every label name and value of the block)
 //!           series    one entry per series, in label order (series id = position):
 //!                     uvarint #labels, (uvarint name sym, uvarint value sym)…,
-//!                     uvarint #chunks, per chunk: varint mint (first absolute, then
-//!                     relative to the previous maxt), uvarint maxt-mint, uvarint ref
-//!                     (first absolute, then delta), uvarint #samples
-//!           offsets   #series × u64: offset of each entry in the series section
+//!                     uvarint #chunks, per chunk: varint mint (first relative to the
+//!                     toc's base time, then to the previous maxt), uvarint maxt-mint,
+//!                     uvarint ref (first absolute, then delta), uvarint #samples
+//!           offsets   #series × u32: offset of each entry in the series section
 //!           postings  roaring bitmaps (portable serialization), one per (name, value)
 //!           table     sorted 20-byte rows: name sym u32, value sym u32, postings offset u64,
 //!                     postings length u32 — binary-searched in place
 //!           toc       5 × (offset u64, length u64, xxh3-64 u64), #series u64, #symbols u64,
-//!                     xxh3-64 of the toc (last 8 bytes of the file)
+//!                     base time i64, xxh3-64 of the toc (last 8 bytes of the file)
 //! ```
 //!
 //! Opening an index verifies the header, the toc and every section's checksum, and that every
@@ -55,7 +55,7 @@ const CHUNKS_MAGIC: &[u8; 8] = b"O11YBCHK";
 const INDEX_MAGIC: &[u8; 8] = b"O11YBIDX";
 const VERSION: u16 = 1;
 const FILE_HEADER_LEN: usize = 16;
-const TOC_LEN: usize = 5 * 24 + 8 + 8 + 8;
+const TOC_LEN: usize = 5 * 24 + 8 + 8 + 8 + 8;
 const ROW_LEN: usize = 20;
 
 /// Describes a block; stored in its `meta` file.
@@ -226,6 +226,7 @@ pub(crate) struct Index {
     sym_offsets: usize,
     sym_strings: usize,
     nsymbols: usize,
+    base_time: i64,
     series: Section,
     offsets: Section,
     postings: Section,
@@ -285,6 +286,7 @@ impl Index {
         }
         let nseries = d.u64()? as usize;
         let nsymbols = d.u64()? as usize;
+        let base_time = d.u64()? as i64;
         let mut it = sections.into_iter();
         let (symbols, series, offsets, postings, table) = (
             it.next().expect("5"),
@@ -329,7 +331,7 @@ impl Index {
             }
             prev = o;
         }
-        if offsets.len != nseries * 8 {
+        if Some(offsets.len) != nseries.checked_mul(4) {
             return Err(err(
                 offsets.off,
                 "series offsets section size disagrees with the series count",
@@ -347,6 +349,7 @@ impl Index {
             sym_offsets,
             sym_strings,
             nsymbols,
+            base_time,
             series,
             offsets,
             postings,
@@ -482,9 +485,9 @@ impl Index {
         if id >= self.nseries {
             return Err(self.corrupt(self.offsets.off, format!("series id {id} out of range")));
         }
-        let off = self.u64_at(self.offsets.off + 8 * id) as usize;
+        let off = self.u32_at(self.offsets.off + 4 * id) as usize;
         if off >= self.series.len {
-            return Err(self.corrupt(self.offsets.off + 8 * id, "series offset out of range"));
+            return Err(self.corrupt(self.offsets.off + 4 * id, "series offset out of range"));
         }
         let body = &self.data[self.series.off + off..self.series.off + self.series.len];
         let mut d = Decoder::new(&self.path, body, (self.series.off + off) as u64);
@@ -503,7 +506,7 @@ impl Index {
         let (mut prev_maxt, mut prev_ref) = (0i64, 0u64);
         for i in 0..nc {
             let mint = if i == 0 {
-                d.varint()?
+                self.base_time.wrapping_add(d.varint()?)
             } else {
                 prev_maxt.wrapping_add(d.varint()?)
             };
@@ -608,6 +611,7 @@ pub(crate) struct BlockWriter {
     postings: BTreeMap<(u32, u32), RoaringBitmap>,
     meta: BlockMeta,
     last: Option<Labels>,
+    base_time: Option<i64>,
 }
 
 impl BlockWriter {
@@ -653,6 +657,7 @@ impl BlockWriter {
             postings: BTreeMap::new(),
             meta,
             last: None,
+            base_time: None,
         })
     }
 
@@ -675,8 +680,10 @@ impl BlockWriter {
             )));
         }
         let id = self.meta.num_series as u32;
-        self.offsets
-            .extend_from_slice(&(self.series.len() as u64).to_le_bytes());
+        let offset = u32::try_from(self.series.len()).map_err(|_| {
+            Error::InvalidOptions("block writer: series section exceeds 4 GiB; write smaller blocks".into())
+        })?;
+        self.offsets.extend_from_slice(&offset.to_le_bytes());
         put_uvarint(&mut self.series, labels.len() as u64);
         for l in labels.iter() {
             let (n, v) = (self.sym(&l.name)?, self.sym(&l.value)?);
@@ -700,7 +707,8 @@ impl BlockWriter {
                 .map_err(|e| Error::io(&cpath, e))?;
             self.chunks_len += rec.len() as u64;
             if i == 0 {
-                put_varint(&mut self.series, c.mint);
+                let base = *self.base_time.get_or_insert(c.mint);
+                put_varint(&mut self.series, c.mint.wrapping_sub(base));
             } else {
                 put_varint(&mut self.series, c.mint.wrapping_sub(prev_maxt));
             }
@@ -770,6 +778,7 @@ impl BlockWriter {
         section(&mut idx, &table);
         toc.extend_from_slice(&self.meta.num_series.to_le_bytes());
         toc.extend_from_slice(&(syms.len() as u64).to_le_bytes());
+        toc.extend_from_slice(&self.base_time.unwrap_or(0).to_le_bytes());
         let sum = xxh3_64(&toc);
         toc.extend_from_slice(&sum.to_le_bytes());
         idx.extend_from_slice(&toc);
