@@ -915,7 +915,7 @@ impl Db {
         let level = group.iter().map(|b| b.meta.level).max().unwrap_or(1) + 1;
         let sources: Vec<u64> = group.iter().map(|b| b.meta.id).collect();
         // K-way merge of the blocks' label-sorted series.
-        let mut all: BTreeMap<Labels, Vec<(Arc<Block>, crate::block::ChunkMeta, Vec<(i64, i64)>)>> =
+        let mut all: BTreeMap<Labels, Vec<BlockChunk>> =
             BTreeMap::new();
         for b in &group {
             let bt = tomb.0.get(&b.meta.id);
@@ -1080,10 +1080,13 @@ impl Drop for Compactor {
     }
 }
 
+/// A chunk of a block to merge, with the deleted intervals of its series.
+type BlockChunk = (Arc<Block>, crate::block::ChunkMeta, Vec<(i64, i64)>);
+
 /// Where a series' samples come from when writing a block.
 enum SeriesInput {
     Head(Series),
-    Blocks(Vec<(Arc<Block>, crate::block::ChunkMeta, Vec<(i64, i64)>)>),
+    Blocks(Vec<BlockChunk>),
 }
 
 impl SeriesInput {

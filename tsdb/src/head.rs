@@ -82,7 +82,10 @@ pub(crate) struct MemSeries {
     chunks: Vec<HeadChunk>,
     open: XorAppender,
     last_t: i64,
+    // Boxed: 8 bytes per series instead of 24 for the (rare) out-of-order buffer and deletions.
+    #[allow(clippy::box_collection)]
     ooo: Option<Box<Vec<(i64, f64)>>>,
+    #[allow(clippy::box_collection)]
     deleted: Option<Box<Vec<(i64, i64)>>>,
 }
 

@@ -96,7 +96,7 @@ mod tests {
         // tombstones 0 (each LE u64) | 2 blocks: "default" id 5, "team-a" id 6 | xxh3-64
         assert_eq!(
             &m.encode()[..],
-            &golden[..],
+            golden,
             "manifest format changed: bump VERSION and add a new golden file"
         );
         assert_eq!(Manifest::decode(Path::new("golden"), golden).unwrap(), m);

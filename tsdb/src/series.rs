@@ -159,6 +159,9 @@ impl std::fmt::Debug for Series {
     }
 }
 
+// The chunk iterator's inline batch buffer makes `Sequential` large; it lives on the stack once
+// per iteration, which is cheaper than boxing it.
+#[allow(clippy::large_enum_variant)]
 enum Mode<'a> {
     /// Chunks in time order, decoded one at a time (each [`ChunkIter`] decodes in batches).
     Sequential {

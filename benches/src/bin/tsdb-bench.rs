@@ -156,7 +156,7 @@ fn main() -> Result<()> {
     let all = Matcher::new(MatchOp::Regex, "__name__", ".+")?;
     let (scanned, scan_time, xor_bytes) = pool.install(|| -> Result<(u64, Duration, u64)> {
         let t0 = Instant::now();
-        let series = db.select(DEFAULT_TENANT, &[all.clone()], i64::MIN, i64::MAX)?;
+        let series = db.select(DEFAULT_TENANT, std::slice::from_ref(&all), i64::MIN, i64::MAX)?;
         let select_time = t0.elapsed();
         let mut count = 0u64;
         let mut sum = 0.0f64;
