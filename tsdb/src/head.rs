@@ -174,9 +174,9 @@ pub(crate) struct HeadData {
     symbols: Symbols,
     series: Vec<Option<MemSeries>>,
     free: Vec<u32>,
-    by_hash: HashMap<u64, u32>,
-    collisions: HashMap<u64, Vec<u32>>,
-    postings: HashMap<u32, HashMap<u32, RoaringBitmap>>,
+    by_hash: HashMap<u64, u32, IdHash>,
+    collisions: HashMap<u64, Vec<u32>, IdHash>,
+    postings: HashMap<u32, HashMap<u32, RoaringBitmap, IdHash>, IdHash>,
     all: RoaringBitmap,
     pub(crate) maxt: i64,
     pub(crate) mint: i64,
@@ -184,6 +184,38 @@ pub(crate) struct HeadData {
     pub(crate) phys_min: i64,
     scratch: Vec<u8>,
     ids_scratch: Vec<u32>,
+}
+
+/// Hasher for keys that are already well mixed (xxh3 label hashes) or small dense ids:
+/// a multiply-shift mix instead of SipHash on the append path.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHash;
+
+impl std::hash::BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (u64::from(n) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_u64(&mut self, n: u64) {
+        // Label hashes are xxh3 output already; ids get mixed by the multiply.
+        self.0 = (n ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// Hints the CPU to load `p`'s cache line; a no-op where unsupported.
@@ -220,9 +252,9 @@ impl HeadData {
             symbols: Symbols::default(),
             series: Vec::new(),
             free: Vec::new(),
-            by_hash: HashMap::new(),
-            collisions: HashMap::new(),
-            postings: HashMap::new(),
+            by_hash: HashMap::default(),
+            collisions: HashMap::default(),
+            postings: HashMap::default(),
             all: RoaringBitmap::new(),
             maxt: i64::MIN,
             mint: i64::MAX,
