@@ -1,4 +1,4 @@
-//! Bit-level I/O shared by the chunk encodings, and the common chunk header.
+//! Bit-level I/O shared by the chunk encodings, and the Xor chunk header.
 //!
 //! Bits are packed most-significant first: the first bit written is bit 7 of
 //! byte 0. A value of `n` bits is written with its most significant bit first.
@@ -11,18 +11,19 @@
 //!            101  1     0xff (first 4 bits) (last 4)
 //! ```
 //!
-//! Varints are LEB128 (7 data bits per group, high bit = "more follows"),
-//! each 8-bit group written into the bit stream like any other 8-bit field, so
-//! they need not be byte aligned. Signed integers are zigzag mapped first.
+//! Varints (Xor) are LEB128 (7 data bits per group, high bit = "more
+//! follows"), each 8-bit group written into the bit stream like any other
+//! 8-bit field, so they need not be byte aligned. Signed integers are zigzag
+//! mapped first.
 //!
 //! [`BitReader`] keeps a 64-bit accumulator, refilled eight bytes at a time,
 //! so reading a field is a shift and a mask. Reads past the end of the data
 //! yield zero bits instead of failing; the decoders compare
-//! [`BitReader::bit_pos`] with [`BitReader::len_bits`] once per sample and
-//! report [`ChunkError::Truncated`] if the sample ran past the end. This keeps
-//! the per-field fast path free of error branches.
+//! [`BitReader::bit_pos`] with the end of the data (or of a section) once per
+//! sample or batch and report [`ChunkError::Truncated`] if a sample ran past
+//! it. This keeps the per-field fast path free of error branches.
 //!
-//! Common chunk header (both encodings):
+//! Xor chunk header (Decimal chunks start with a plain uvarint count):
 //!
 //! ```text
 //!   count < 0xFFFF:  [count: u16 big-endian]
@@ -202,30 +203,29 @@ impl BitWriter {
         self.len = end;
     }
 
-    /// Writes `u` as LEB128 groups of 8 bits each.
-    pub(crate) fn write_uvarint(&mut self, mut u: u64) {
-        while u >= 0x80 {
-            self.write((u & 0x7f) | 0x80, 8);
-            u >>= 7;
-        }
-        self.write(u, 8);
+    /// Number of bits written, including the starting prefix.
+    pub(crate) fn bit_len(&self) -> u64 {
+        self.len
     }
 
-    /// Writes `x` zigzag mapped, as LEB128.
-    pub(crate) fn write_varint(&mut self, x: i64) {
-        self.write_uvarint(zigzag(x));
+    /// Appends every bit written to `other`.
+    pub(crate) fn append(&mut self, other: &BitWriter) {
+        let mut left = other.len;
+        let mut chunks = other.buf.chunks(7);
+        while left > 0 {
+            let chunk = chunks.next().unwrap_or_default();
+            let mut word = [0u8; 8];
+            word[1..=chunk.len()].copy_from_slice(chunk);
+            let n = left.min(56) as u32;
+            self.write(u64::from_be_bytes(word) >> (56 - n), n);
+            left -= u64::from(n);
+        }
     }
 
     /// Returns the bytes, the last one zero padded.
     pub(crate) fn finish(self) -> Vec<u8> {
         self.buf
     }
-}
-
-/// Number of bits [`BitWriter::write_uvarint`] spends on `u`.
-#[inline]
-pub(crate) fn uvarint_bits(u: u64) -> u64 {
-    uvarint_len(u) as u64 * 8
 }
 
 /// Fast MSB-first bit reader with a 64-bit accumulator.
@@ -252,6 +252,13 @@ impl<'a> BitReader<'a> {
             avail: 0,
             pos: start,
         }
+    }
+
+    /// Reads `data` starting at bit `start` (≤ `data.len() * 8`).
+    pub(crate) fn at_bit(data: &'a [u8], start: u64) -> Self {
+        let mut r = BitReader::new(data, (start / 8) as usize);
+        r.read((start % 8) as u32);
+        r
     }
 
     /// Bit offset of the next unread bit, from the start of `data`.
@@ -318,6 +325,13 @@ impl<'a> BitReader<'a> {
     pub(crate) fn peek(&self, n: u32) -> u64 {
         // Two shifts so that n == 0 yields 0 instead of shifting by 64.
         (self.acc >> 1) >> (63 - n)
+    }
+
+    /// Number of zero bits at the read position, exact up to `n` after an
+    /// `ensure(n)` (beyond it, bits not yet loaded count as zeros).
+    #[inline(always)]
+    pub(crate) fn leading_zeros(&self) -> u32 {
+        self.acc.leading_zeros()
     }
 
     /// Consumes `n` bits; requires that they are available.

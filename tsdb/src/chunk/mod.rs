@@ -1,14 +1,16 @@
 //! Sample chunks: compressed runs of `(timestamp ms, f64 value)` samples of
 //! one series.
 //!
-//! Two encodings share one header (a big-endian `u16` sample count):
+//! Two encodings, each starting with its sample count:
 //!
 //! * [`Encoding::Xor`] — Gorilla/Prometheus XOR chunks (see `xor.rs`). The
 //!   head appends to one open [`XorAppender`] per series; its
 //!   [`bytes`](XorAppender::bytes) are a decodable chunk after every append.
-//! * [`Encoding::Decimal`] — values as integers scaled by 10^k with per-chunk
-//!   tuned integer codes (see `decimal.rs`). Only possible when every value
-//!   round-trips bit-exactly; usually much smaller for counters and gauges.
+//! * [`Encoding::Decimal`] — values as integers scaled by 10^k, timestamps and
+//!   values each with per-chunk tuned integer codes: timestamps on a grid,
+//!   runs of zeros in a few bits (see `decimal.rs`). Only possible when every
+//!   value round-trips bit-exactly; usually much smaller for counters and
+//!   gauges.
 //!
 //! ```text
 //!   scrape ──append──▶ XorAppender (head, ≤ MAX_SAMPLES_PER_CHUNK samples)
@@ -137,6 +139,9 @@ pub fn decode_all(enc: Encoding, data: &[u8]) -> Result<Vec<(i64, f64)>, ChunkEr
     }
 }
 
+// The decoders live inline, not boxed, so that iterating a chunk allocates
+// nothing; there is one iterator per chunk being read.
+#[allow(clippy::large_enum_variant)]
 enum Inner<'a> {
     Xor(XorDecoder<'a>),
     Decimal(DecimalDecoder<'a>),
