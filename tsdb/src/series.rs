@@ -63,13 +63,23 @@ impl ChunkSource {
     }
 
     fn open(&self) -> Result<ChunkIter<'_>> {
-        let (enc, bytes): (Encoding, &[u8]) = match &self.data {
+        let (enc, bytes) = self.bytes()?;
+        ChunkIter::new(enc, bytes).map_err(|e| self.chunk_err(e.to_string()))
+    }
+
+    /// Points `it` at this chunk, reusing its buffer.
+    fn reopen<'a>(&'a self, it: &mut ChunkIter<'a>) -> Result<()> {
+        let (enc, bytes) = self.bytes()?;
+        it.reset(enc, bytes).map_err(|e| self.chunk_err(e.to_string()))
+    }
+
+    fn bytes(&self) -> Result<(Encoding, &[u8])> {
+        Ok(match &self.data {
             ChunkData::Head { seg, offset } => seg.chunk(*offset)?,
             ChunkData::Block { file, offset } => file.chunk(*offset)?,
             ChunkData::Owned { enc, bytes } => (*enc, bytes),
             ChunkData::Samples(_) => return Err(self.chunk_err("not an encoded chunk".into())),
-        };
-        ChunkIter::new(enc, bytes).map_err(|e| self.chunk_err(e.to_string()))
+        })
     }
 
     fn chunk_err(&self, reason: String) -> Error {
@@ -207,7 +217,7 @@ impl<'a> SeriesIter<'a> {
         let Mode::Sequential { next, cur, filter } = &mut self.mode else {
             return false;
         };
-        if let Some(e) = cur.take().and_then(|it| it.err().cloned()) {
+        if let Some(e) = cur.as_ref().and_then(|it| it.err().cloned()) {
             self.err = Some(series.sources[*next - 1].chunk_err(e.to_string()));
             *next = usize::MAX;
             return false;
@@ -220,13 +230,15 @@ impl<'a> SeriesIter<'a> {
             *next = usize::MAX;
             return false;
         }
-        match src.open() {
-            Ok(it) => *cur = Some(it),
-            Err(e) => {
-                self.err = Some(e);
-                *next = usize::MAX;
-                return false;
-            }
+        let opened = match cur {
+            Some(it) => src.reopen(it),
+            None => src.open().map(|it| *cur = Some(it)),
+        };
+        if let Err(e) = opened {
+            *cur = None;
+            self.err = Some(e);
+            *next = usize::MAX;
+            return false;
         }
         // Only chunks that stick out of the range or touch a deleted interval need a check
         // per sample.

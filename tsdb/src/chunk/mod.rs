@@ -172,7 +172,41 @@ pub struct ChunkIter<'a> {
 impl<'a> ChunkIter<'a> {
     /// Starts decoding `data`; fails if the header is truncated or corrupt.
     pub fn new(enc: Encoding, data: &'a [u8]) -> Result<Self, ChunkError> {
-        let (inner, count) = match enc {
+        let (inner, count) = Self::start(enc, data)?;
+        Ok(ChunkIter {
+            buf: [(0, 0.0); BATCH],
+            idx: 0,
+            len: 0,
+            inner,
+            count,
+            pending: None,
+            err: None,
+        })
+    }
+
+    /// Restarts this iterator on another chunk, reusing its buffer (cheaper than
+    /// [`ChunkIter::new`] when walking many chunks). On error the iterator is left empty.
+    pub fn reset(&mut self, enc: Encoding, data: &'a [u8]) -> Result<(), ChunkError> {
+        self.idx = 0;
+        self.len = 0;
+        self.pending = None;
+        self.err = None;
+        match Self::start(enc, data) {
+            Ok((inner, count)) => {
+                self.inner = inner;
+                self.count = count;
+                Ok(())
+            }
+            Err(e) => {
+                self.inner = Inner::Done;
+                self.count = 0;
+                Err(e)
+            }
+        }
+    }
+
+    fn start(enc: Encoding, data: &'a [u8]) -> Result<(Inner<'a>, u64), ChunkError> {
+        Ok(match enc {
             Encoding::Xor => {
                 let d = XorDecoder::new(data)?;
                 let c = d.count();
@@ -183,15 +217,6 @@ impl<'a> ChunkIter<'a> {
                 let c = d.count();
                 (Inner::Decimal(d), c)
             }
-        };
-        Ok(ChunkIter {
-            buf: [(0, 0.0); BATCH],
-            idx: 0,
-            len: 0,
-            inner,
-            count,
-            pending: None,
-            err: None,
         })
     }
 
