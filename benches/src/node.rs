@@ -74,7 +74,11 @@ fn counter(rate: f64, decimals: i32, idle: f64) -> Kind {
     if rate == 0.0 {
         Kind::Constant
     } else {
-        Kind::Counter { rate, decimals, idle }
+        Kind::Counter {
+            rate,
+            decimals,
+            idle,
+        }
     }
 }
 

@@ -681,7 +681,9 @@ impl BlockWriter {
         }
         let id = self.meta.num_series as u32;
         let offset = u32::try_from(self.series.len()).map_err(|_| {
-            Error::InvalidOptions("block writer: series section exceeds 4 GiB; write smaller blocks".into())
+            Error::InvalidOptions(
+                "block writer: series section exceeds 4 GiB; write smaller blocks".into(),
+            )
         })?;
         self.offsets.extend_from_slice(&offset.to_le_bytes());
         put_uvarint(&mut self.series, labels.len() as u64);
@@ -910,9 +912,10 @@ pub fn fuzz_index(data: &[u8]) {
         }
         if let Ok(names) = idx.label_names() {
             for (n, ..) in names {
-                let _ = idx
-                    .label_values(&n)
-                    .map(|vals| vals.iter().for_each(|(_, row)| drop(idx.read_postings(*row))));
+                let _ = idx.label_values(&n).map(|vals| {
+                    vals.iter()
+                        .for_each(|(_, row)| drop(idx.read_postings(*row)))
+                });
             }
         }
     }

@@ -915,8 +915,7 @@ impl Db {
         let level = group.iter().map(|b| b.meta.level).max().unwrap_or(1) + 1;
         let sources: Vec<u64> = group.iter().map(|b| b.meta.id).collect();
         // K-way merge of the blocks' label-sorted series.
-        let mut all: BTreeMap<Labels, Vec<BlockChunk>> =
-            BTreeMap::new();
+        let mut all: BTreeMap<Labels, Vec<BlockChunk>> = BTreeMap::new();
         for b in &group {
             let bt = tomb.0.get(&b.meta.id);
             for item in b.all_series() {

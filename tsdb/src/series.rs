@@ -70,7 +70,8 @@ impl ChunkSource {
     /// Points `it` at this chunk, reusing its buffer.
     fn reopen<'a>(&'a self, it: &mut ChunkIter<'a>) -> Result<()> {
         let (enc, bytes) = self.bytes()?;
-        it.reset(enc, bytes).map_err(|e| self.chunk_err(e.to_string()))
+        it.reset(enc, bytes)
+            .map_err(|e| self.chunk_err(e.to_string()))
     }
 
     fn bytes(&self) -> Result<(Encoding, &[u8])> {

@@ -91,11 +91,14 @@ fn main() -> Result<()> {
     while round < args.samples {
         let n_rounds = AHEAD.min(args.samples - round).min(
             // Stop a group at the memory reading and at each simulated hour.
-            [MAX_SAMPLES_PER_CHUNK, rounds_per_hour * (round / rounds_per_hour + 1)]
-                .into_iter()
-                .filter(|&b| b > round)
-                .min()
-                .unwrap_or(usize::MAX)
+            [
+                MAX_SAMPLES_PER_CHUNK,
+                rounds_per_hour * (round / rounds_per_hour + 1),
+            ]
+            .into_iter()
+            .filter(|&b| b > round)
+            .min()
+            .unwrap_or(usize::MAX)
                 - round,
         );
         let group: Vec<_> = (0..n_rounds).map(|_| gen.next_round(args.batch)).collect();
@@ -156,7 +159,12 @@ fn main() -> Result<()> {
     let all = Matcher::new(MatchOp::Regex, "__name__", ".+")?;
     let (scanned, scan_time, xor_bytes) = pool.install(|| -> Result<(u64, Duration, u64)> {
         let t0 = Instant::now();
-        let series = db.select(DEFAULT_TENANT, std::slice::from_ref(&all), i64::MIN, i64::MAX)?;
+        let series = db.select(
+            DEFAULT_TENANT,
+            std::slice::from_ref(&all),
+            i64::MIN,
+            i64::MAX,
+        )?;
         let select_time = t0.elapsed();
         let mut count = 0u64;
         let mut sum = 0.0f64;
