@@ -1383,16 +1383,8 @@ mod tests {
 
     #[test]
     fn corrupt_timestamp_section_length_is_an_error() {
-        let golden: Vec<(i64, f64)> = vec![
-            (1_700_000_000_000, 10.25),
-            (1_700_000_015_000, 10.25),
-            (1_700_000_030_000, 10.25),
-            (1_700_000_045_000, 11.5),
-            (1_700_000_060_000, 11.5),
-            (1_700_000_075_003, 11.5),
-            (1_700_000_090_000, 11.5),
-            (1_700_000_105_000, 12.75),
-        ];
+        // The golden chunk's samples: both streams are sparse, so the section length is set.
+        let golden = crate::chunk::tests::GOLDEN_DECIMAL.to_vec();
         let data = encode(&golden).unwrap();
         // The 8-bit t section length sits at bits 156..166 (see the golden
         // test in chunk::tests); the t section at 166..174, m at 174..182.

@@ -533,7 +533,7 @@ const GOLDEN_XOR: [(i64, f64); 8] = [
 
 /// Decimal golden samples: an idle two-decimal counter scraped every 15 s,
 /// one scrape 3 ms late. Both streams are sparse.
-const GOLDEN_DECIMAL: [(i64, f64); 8] = [
+pub(crate) const GOLDEN_DECIMAL: [(i64, f64); 8] = [
     (1_700_000_000_000, 10.25),
     (1_700_000_015_000, 10.25),
     (1_700_000_030_000, 10.25),
