@@ -135,6 +135,41 @@ pub struct ApplyReport {
     pub already_applied: bool,
 }
 
+/// One operation of a replicated entry, for [`Db::apply_ops`].
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    /// Append a batch of samples.
+    Write {
+        tenant: &'a str,
+        batch: &'a WriteBatch,
+    },
+    /// Delete the series matching `matchers` in `[mint, maxt]` (see [`Db::delete_series`]).
+    Delete {
+        tenant: &'a str,
+        matchers: &'a [Matcher],
+        mint: i64,
+        maxt: i64,
+    },
+}
+
+/// The outcome of one [`Op`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpOutcome {
+    Written(ApplyReport),
+    /// Number of matching series (see [`Db::delete_series`]).
+    Deleted(u64),
+    /// The entry's log index had already been applied; nothing was done.
+    AlreadyApplied,
+}
+
+/// A file of a snapshot made by [`Db::snapshot_to`]: its path relative to the data directory
+/// and its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotFile {
+    pub path: PathBuf,
+    pub len: u64,
+}
+
 /// What [`Db::compact`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CompactReport {
@@ -344,13 +379,64 @@ impl Db {
     pub fn apply(&self, tenant: &str, batch: &WriteBatch, log_index: u64) -> Result<ApplyReport> {
         let t = self.tenant_or_create(tenant)?;
         let _a = self.apply_lock.lock();
-        let applied = self.applied.load(Ordering::Acquire);
-        if log_index != 0 && log_index <= applied {
+        if self.already_applied(log_index) {
             return Ok(ApplyReport {
                 already_applied: true,
                 ..Default::default()
             });
         }
+        let report = self.write_locked(&t, batch)?;
+        self.mark_applied(log_index);
+        Ok(report)
+    }
+
+    /// Applies several operations that share one log index (one replicated entry holding
+    /// coalesced proposals), atomically with respect to checkpoints: either all or none of them
+    /// are in the persisted state of that index. Each operation gets its own outcome; an invalid
+    /// tenant fails only its operation. The outer `Err` is an I/O failure, as for [`Db::apply`].
+    /// When `log_index` was already applied, every outcome is `Ok(OpOutcome::AlreadyApplied)`.
+    pub fn apply_ops(&self, ops: &[Op<'_>], log_index: u64) -> Result<Vec<Result<OpOutcome>>> {
+        let _a = self.apply_lock.lock();
+        if self.already_applied(log_index) {
+            return Ok(ops.iter().map(|_| Ok(OpOutcome::AlreadyApplied)).collect());
+        }
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match *op {
+                Op::Write { tenant, batch } => match self.tenant_or_create(tenant) {
+                    Ok(t) => Ok(OpOutcome::Written(self.write_locked(&t, batch)?)),
+                    Err(e) => Err(e),
+                },
+                Op::Delete {
+                    tenant,
+                    matchers,
+                    mint,
+                    maxt,
+                } => match validate_tenant(tenant).map(|_| self.tenant(tenant)) {
+                    Ok(Some(t)) => Ok(OpOutcome::Deleted(
+                        self.delete_locked(&t, matchers, mint, maxt)?,
+                    )),
+                    Ok(None) => Ok(OpOutcome::Deleted(0)),
+                    Err(e) => Err(e),
+                },
+            });
+        }
+        self.mark_applied(log_index);
+        Ok(out)
+    }
+
+    fn already_applied(&self, log_index: u64) -> bool {
+        log_index != 0 && log_index <= self.applied.load(Ordering::Acquire)
+    }
+
+    fn mark_applied(&self, log_index: u64) {
+        if log_index != 0 {
+            self.applied.store(log_index, Ordering::Release);
+        }
+    }
+
+    /// Appends `batch` to `t`'s head; the caller holds `apply_lock`.
+    fn write_locked(&self, t: &Tenant, batch: &WriteBatch) -> Result<ApplyReport> {
         let mut report = ApplyReport::default();
         let max_t = batch
             .received_ms
@@ -364,9 +450,6 @@ impl Db {
         )?;
         report.samples_accepted = stats.samples;
         report.series_created = stats.series_created;
-        if log_index != 0 {
-            self.applied.store(log_index, Ordering::Release);
-        }
         Ok(report)
     }
 
@@ -385,9 +468,16 @@ impl Db {
             return Ok(0);
         };
         let _a = self.apply_lock.lock();
-        if log_index != 0 && log_index <= self.applied.load(Ordering::Acquire) {
+        if self.already_applied(log_index) {
             return Ok(0);
         }
+        let n = self.delete_locked(&t, matchers, mint, maxt)?;
+        self.mark_applied(log_index);
+        Ok(n)
+    }
+
+    /// Deletes from `t`'s head and tombstones its block series; the caller holds `apply_lock`.
+    fn delete_locked(&self, t: &Tenant, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<u64> {
         let mut n = t.head.write().delete(matchers, mint, maxt)?;
         let blocks = t.blocks.read().clone();
         let mut tomb = (**self.tombstones.read()).clone();
@@ -401,9 +491,6 @@ impl Db {
             }
         }
         *self.tombstones.write() = Arc::new(tomb);
-        if log_index != 0 {
-            self.applied.store(log_index, Ordering::Release);
-        }
         Ok(n)
     }
 
@@ -612,15 +699,88 @@ impl Db {
         self.checkpoint_locked(&mut m)
     }
 
+    /// Checkpoints, then writes a consistent copy of the persisted state into `dest` (created;
+    /// it must not exist) and returns the applied index the copy holds and its files. Immutable
+    /// files (manifest, checkpoint, tombstones, block files) are hard links, so this costs no
+    /// copy of block data; head chunk segments, which keep growing, are copied up to the length
+    /// the checkpoint names. [`Db::open`] on `dest` opens the copy. Compaction waits meanwhile.
+    pub fn snapshot_to(&self, dest: &Path) -> Result<(u64, Vec<SnapshotFile>)> {
+        let mut m = self.maint.lock();
+        let (applied, segments) = self.checkpoint_with_segments(&mut m)?;
+        fs::create_dir(dest).map_err(|e| Error::io(dest, e))?;
+        let mut files = Vec::new();
+        let mut link = |rel: PathBuf| -> Result<()> {
+            let from = self.dir.join(&rel);
+            let to = dest.join(&rel);
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            fs::hard_link(&from, &to).map_err(|e| Error::io(&from, e))?;
+            let len = fs::metadata(&to).map_err(|e| Error::io(&to, e))?.len();
+            files.push(SnapshotFile { path: rel, len });
+            Ok(())
+        };
+        link(PathBuf::from("MANIFEST"))?;
+        link(Path::new("head").join(format!("checkpoint-{:016x}", m.manifest.checkpoint)))?;
+        if m.manifest.tombstones != 0 {
+            link(PathBuf::from(format!(
+                "tombstones-{:016x}",
+                m.manifest.tombstones
+            )))?;
+        }
+        for (tenant, id) in &m.manifest.blocks {
+            let rel = Path::new("blocks").join(tenant).join(format!("{id:016x}"));
+            let dir = self.dir.join(&rel);
+            let mut names: Vec<_> = fs::read_dir(&dir)
+                .map_err(|e| Error::io(&dir, e))?
+                .map(|e| e.map(|e| e.file_name()).map_err(|e| Error::io(&dir, e)))
+                .collect::<Result<_>>()?;
+            names.sort();
+            for name in names {
+                link(rel.join(name))?;
+            }
+        }
+        let chunks = Path::new("head").join("chunks");
+        fs::create_dir_all(dest.join(&chunks)).map_err(|e| Error::io(dest, e))?;
+        for (seq, len) in segments {
+            let rel = chunks.join(format!("{seq:08}"));
+            let from = self.dir.join(&rel);
+            let to = dest.join(&rel);
+            let mut src = fs::File::open(&from).map_err(|e| Error::io(&from, e))?;
+            let mut out = fs::File::create(&to).map_err(|e| Error::io(&to, e))?;
+            let copied = std::io::copy(&mut std::io::Read::take(&mut src, len), &mut out)
+                .map_err(|e| Error::io(&to, e))?;
+            if copied != len {
+                return Err(Error::corrupt(
+                    &from,
+                    copied,
+                    format!("segment shorter than {len}"),
+                ));
+            }
+            out.sync_all().map_err(|e| Error::io(&to, e))?;
+            files.push(SnapshotFile { path: rel, len });
+        }
+        for d in [dest.join(&chunks), dest.join("head"), dest.to_path_buf()] {
+            format::sync_dir(&d)?;
+        }
+        Ok((applied, files))
+    }
+
     fn checkpoint_locked(&self, m: &mut Maint) -> Result<u64> {
-        let (buf, applied, tomb) = {
+        self.checkpoint_with_segments(m).map(|(applied, _)| applied)
+    }
+
+    /// Writes a checkpoint; returns the applied index and the head segments with the lengths it
+    /// names.
+    fn checkpoint_with_segments(&self, m: &mut Maint) -> Result<(u64, Vec<(u32, u64)>)> {
+        let (buf, applied, tomb, segments) = {
             let _a = self.apply_lock.lock();
             let applied = self.applied.load(Ordering::Acquire);
             let segments = self.files.sync()?;
             let mut buf = format::header(CHECKPOINT_MAGIC, CHECKPOINT_VERSION);
             buf.extend_from_slice(&applied.to_le_bytes());
             format::put_uvarint(&mut buf, segments.len() as u64);
-            for (seq, len) in segments {
+            for &(seq, len) in &segments {
                 buf.extend_from_slice(&seq.to_le_bytes());
                 buf.extend_from_slice(&len.to_le_bytes());
             }
@@ -630,7 +790,7 @@ impl Db {
                 format::put_str(&mut buf, &t.name);
                 t.head.read().encode(&mut buf);
             }
-            (buf, applied, self.tombstones.read().clone())
+            (buf, applied, self.tombstones.read().clone(), segments)
         };
         let mut buf = buf;
         format::seal(&mut buf);
@@ -650,7 +810,7 @@ impl Db {
         }
         self.write_manifest(m, next)?;
         self.persisted.store(applied, Ordering::Release);
-        Ok(applied)
+        Ok((applied, segments))
     }
 
     fn write_manifest(&self, m: &mut Maint, mut next: Manifest) -> Result<()> {

@@ -47,7 +47,8 @@ mod tombstones;
 
 pub use block::BlockMeta;
 pub use db::{
-    validate_tenant, ApplyReport, CompactReport, Compactor, Db, Options, TsdbStats, DEFAULT_TENANT,
+    validate_tenant, ApplyReport, CompactReport, Compactor, Db, Op, OpOutcome, Options,
+    SnapshotFile, TsdbStats, DEFAULT_TENANT,
 };
 pub use error::{Error, RejectReason, Rejection, Result};
 pub use series::{ChunkSource, Series, SeriesIter};

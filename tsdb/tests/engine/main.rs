@@ -6,4 +6,5 @@ mod concurrency;
 mod corruption;
 mod crash_recovery;
 mod matchers;
+mod snapshot;
 mod writes;
