@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use crate::block::ChunkFile;
-use crate::chunk::{ChunkIter, Encoding};
+use crate::chunk::{BatchDecoder, ChunkIter, Encoding};
 use crate::error::{Error, Result};
 use crate::headfile::Segment;
 use crate::labels::Labels;
@@ -67,13 +67,6 @@ impl ChunkSource {
         ChunkIter::new(enc, bytes).map_err(|e| self.chunk_err(e.to_string()))
     }
 
-    /// Points `it` at this chunk, reusing its buffer.
-    fn reopen<'a>(&'a self, it: &mut ChunkIter<'a>) -> Result<()> {
-        let (enc, bytes) = self.bytes()?;
-        it.reset(enc, bytes)
-            .map_err(|e| self.chunk_err(e.to_string()))
-    }
-
     fn bytes(&self) -> Result<(Encoding, &[u8])> {
         Ok(match &self.data {
             ChunkData::Head { seg, offset } => seg.chunk(*offset)?,
@@ -121,36 +114,43 @@ impl Series {
                 .iter()
                 .any(|s| matches!(s.data, ChunkData::Samples(_)));
         if sequential {
-            SeriesIter {
+            return SeriesIter {
+                buf: Vec::with_capacity(BUF_SAMPLES),
+                pos: 0,
                 series: self,
                 mode: Mode::Sequential {
                     next: 0,
-                    cur: None,
+                    dec: None,
                     filter: false,
                 },
                 err: None,
-            }
-        } else {
-            let mut all = Vec::new();
-            let mut err = None;
-            for s in &self.sources {
-                if let Err(e) = s.decode_into(&mut all) {
-                    err = Some(e);
-                    break;
-                }
-            }
-            // Stable sort keeps the source order on equal timestamps; dedup keeps the first.
-            all.sort_by_key(|&(t, _)| t);
-            all.dedup_by_key(|&mut (t, _)| t);
-            SeriesIter {
-                series: self,
-                mode: Mode::Merged {
-                    samples: all,
-                    pos: 0,
-                },
-                err,
+            };
+        }
+        let mut all = Vec::new();
+        let mut err = None;
+        for s in &self.sources {
+            if let Err(e) = s.decode_into(&mut all) {
+                err = Some(e);
+                break;
             }
         }
+        // Stable sort keeps the source order on equal timestamps; dedup keeps the first.
+        all.sort_by_key(|&(t, _)| t);
+        all.dedup_by_key(|&mut (t, _)| t);
+        all.retain(|&(t, _)| self.keep(t));
+        SeriesIter {
+            pos: 0,
+            buf: all,
+            series: self,
+            mode: Mode::Done,
+            err,
+        }
+    }
+
+    /// Whether a sample at `t` is in the query range and not deleted.
+    #[inline]
+    fn keep(&self, t: i64) -> bool {
+        t >= self.mint && t <= self.maxt && !self.deleted.iter().any(|&(a, b)| a <= t && t <= b)
     }
 
     /// Decodes all samples in range into a vector.
@@ -170,24 +170,35 @@ impl std::fmt::Debug for Series {
     }
 }
 
-// The chunk iterator's inline batch buffer makes `Sequential` large; it lives on the stack once
-// per iteration, which is cheaper than boxing it.
+/// Samples the sequential iterator decodes per call into a chunk decoder: at least a whole chunk
+/// of a block ([`crate::chunk::MAX_SAMPLES_PER_CHUNK`]), so that each decodes in one call.
+const BUF_SAMPLES: usize = 128;
+
+// The chunk decoder is inline (no allocation per chunk); it lives once per iteration.
 #[allow(clippy::large_enum_variant)]
 enum Mode<'a> {
-    /// Chunks in time order, decoded one at a time (each [`ChunkIter`] decodes in batches).
+    /// Chunks in time order, decoded one at a time into the iterator's buffer.
     Sequential {
+        /// Index of the next source to open.
         next: usize,
-        cur: Option<ChunkIter<'a>>,
+        /// Decoder of the current chunk.
+        dec: Option<BatchDecoder<'a>>,
+        /// Whether the current chunk's samples need checking against the range and
+        /// tombstones.
         filter: bool,
     },
-    Merged {
-        samples: Vec<(i64, f64)>,
-        pos: usize,
-    },
+    /// Nothing more to decode: the rest is in the buffer (all of it for merged sources).
+    Done,
 }
 
 /// Iterator over a series' samples. A corrupt chunk ends iteration; [`SeriesIter::err`] says why.
+///
+/// Samples are decoded a chunk at a time into a buffer and filtered there, so that
+/// [`next`](Iterator::next) only copies one out.
 pub struct SeriesIter<'a> {
+    /// `buf[pos..]` are the samples still to return, already filtered.
+    buf: Vec<(i64, f64)>,
+    pos: usize,
     series: &'a Series,
     mode: Mode<'a>,
     err: Option<Error>,
@@ -204,52 +215,90 @@ impl<'a> SeriesIter<'a> {
         self.err.take()
     }
 
-    #[inline]
-    fn keep(&self, t: i64) -> bool {
-        t >= self.series.mint
-            && t <= self.series.maxt
-            && !self.series.deleted.iter().any(|&(a, b)| a <= t && t <= b)
-    }
-
-    /// Opens the next chunk; false at the end or on error.
-    #[cold]
-    fn open_next(&mut self) -> bool {
+    /// Refills the buffer from the current chunk, opening the next chunks as needed; false at
+    /// the end or on error.
+    #[inline(never)]
+    fn refill(&mut self) -> bool {
         let series: &'a Series = self.series;
-        let Mode::Sequential { next, cur, filter } = &mut self.mode else {
-            return false;
-        };
-        if let Some(e) = cur.as_ref().and_then(|it| it.err().cloned()) {
-            self.err = Some(series.sources[*next - 1].chunk_err(e.to_string()));
-            *next = usize::MAX;
-            return false;
+        self.pos = 0;
+        loop {
+            let Mode::Sequential { next, dec, filter } = &mut self.mode else {
+                self.buf.clear();
+                return false;
+            };
+            if let Some(d) = dec {
+                // Only the decoder's writes are read back. The buffer still holds the last
+                // batch (usually a whole chunk), so this writes just the few slots past it.
+                self.buf.resize(BUF_SAMPLES, (0, 0.0));
+                let (decoded, res) = d.fill(&mut self.buf);
+                if decoded == 0 && res.is_ok() {
+                    // The chunk ended cleanly (the decoder checked its end).
+                    *dec = None;
+                    self.buf.clear();
+                    continue;
+                }
+                let mut n = decoded;
+                let mut past_end = false;
+                if *filter {
+                    let mut kept = 0;
+                    for i in 0..n {
+                        let s = self.buf[i];
+                        if s.0 > series.maxt {
+                            past_end = true;
+                            break;
+                        }
+                        if series.keep(s.0) {
+                            self.buf[kept] = s;
+                            kept += 1;
+                        }
+                    }
+                    n = kept;
+                }
+                if let Err(e) = res {
+                    self.err = Some(series.sources[*next - 1].chunk_err(e.to_string()));
+                    past_end = true;
+                }
+                if past_end {
+                    self.mode = Mode::Done;
+                }
+                self.buf.truncate(n);
+                if n > 0 {
+                    return true;
+                }
+                continue;
+            }
+            let Some(src) = series.sources.get(*next) else {
+                self.mode = Mode::Done;
+                self.buf.clear();
+                return false;
+            };
+            *next += 1;
+            if src.mint > series.maxt {
+                self.mode = Mode::Done;
+                self.buf.clear();
+                return false;
+            }
+            let opened = src.bytes().and_then(|(enc, bytes)| {
+                BatchDecoder::new(enc, bytes).map_err(|e| src.chunk_err(e.to_string()))
+            });
+            match opened {
+                Ok(d) => *dec = Some(d),
+                Err(e) => {
+                    self.err = Some(e);
+                    self.mode = Mode::Done;
+                    self.buf.clear();
+                    return false;
+                }
+            }
+            // Only chunks that stick out of the range or touch a deleted interval need a check
+            // per sample.
+            *filter = src.mint < series.mint
+                || src.maxt > series.maxt
+                || series
+                    .deleted
+                    .iter()
+                    .any(|&(a, b)| a <= src.maxt && src.mint <= b);
         }
-        let Some(src) = series.sources.get(*next) else {
-            return false;
-        };
-        *next += 1;
-        if src.mint > series.maxt {
-            *next = usize::MAX;
-            return false;
-        }
-        let opened = match cur {
-            Some(it) => src.reopen(it),
-            None => src.open().map(|it| *cur = Some(it)),
-        };
-        if let Err(e) = opened {
-            *cur = None;
-            self.err = Some(e);
-            *next = usize::MAX;
-            return false;
-        }
-        // Only chunks that stick out of the range or touch a deleted interval need a check
-        // per sample.
-        *filter = src.mint < series.mint
-            || src.maxt > series.maxt
-            || series
-                .deleted
-                .iter()
-                .any(|&(a, b)| a <= src.maxt && src.mint <= b);
-        true
     }
 }
 
@@ -258,44 +307,23 @@ impl Iterator for SeriesIter<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
-        loop {
-            match &mut self.mode {
-                Mode::Sequential { cur, filter, .. } => {
-                    if let Some(s) = cur.as_mut().and_then(|it| it.next()) {
-                        if !*filter {
-                            return Some(s);
-                        }
-                        if s.0 > self.series.maxt {
-                            *cur = None;
-                            if let Mode::Sequential { next, .. } = &mut self.mode {
-                                *next = usize::MAX;
-                            }
-                            return None;
-                        }
-                        if self.keep(s.0) {
-                            return Some(s);
-                        }
-                        continue;
-                    }
-                    if !self.open_next() {
-                        return None;
-                    }
-                }
-                Mode::Merged { samples, pos } => {
-                    let s = *samples.get(*pos)?;
-                    *pos += 1;
-                    if s.0 > self.series.maxt {
-                        *pos = samples.len();
-                        return None;
-                    }
-                    if self.keep(s.0) {
-                        return Some(s);
-                    }
-                }
-            }
+        if let Some(&s) = self.buf.get(self.pos) {
+            self.pos += 1;
+            return Some(s);
         }
+        if !self.refill() {
+            return None;
+        }
+        self.pos = 1;
+        Some(self.buf[0])
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.buf.len() - self.pos, None)
     }
 }
+
+impl std::iter::FusedIterator for SeriesIter<'_> {}
 
 /// Merges label-sorted lists of series (one list per block or head) into one sorted list;
 /// series with equal labels are combined, their sources ordered by time.
@@ -308,45 +336,163 @@ pub(crate) fn merge_sorted(lists: Vec<Vec<Series>>) -> Vec<Series> {
     if lists.len() == 1 {
         return lists.pop().map(|l| l.collect()).unwrap_or_default();
     }
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(lists.iter().map(|l| l.len()).max().unwrap_or(0));
+    // Lists holding the smallest labels among the heads, first one first.
+    let mut min: Vec<usize> = Vec::with_capacity(lists.len());
     loop {
-        let mut min: Option<usize> = None;
+        min.clear();
         for i in 0..lists.len() {
             let Some(s) = lists[i].as_slice().first() else {
                 continue;
             };
-            let smaller = match min {
-                None => true,
-                Some(m) => lists[m]
-                    .as_slice()
-                    .first()
-                    .is_some_and(|ms| s.labels < ms.labels),
+            let ord = match min.first() {
+                None => std::cmp::Ordering::Less,
+                Some(&m) => s.labels.cmp(&lists[m].as_slice()[0].labels),
             };
-            if smaller {
-                min = Some(i);
+            match ord {
+                std::cmp::Ordering::Less => {
+                    min.clear();
+                    min.push(i);
+                }
+                std::cmp::Ordering::Equal => min.push(i),
+                std::cmp::Ordering::Greater => {}
             }
         }
-        let Some(mi) = min else { break };
-        let mut merged = lists[mi].next().expect("peeked");
-        let mut combined = false;
-        for (j, l) in lists.iter_mut().enumerate() {
-            if j != mi
-                && l.as_slice()
-                    .first()
-                    .is_some_and(|s| s.labels == merged.labels)
-            {
-                let s = l.next().expect("peeked");
-                merged.sources.extend(s.sources);
-                merged.deleted.extend(s.deleted);
-                combined = true;
-            }
+        let Some((&first, rest)) = min.split_first() else {
+            break;
+        };
+        let mut merged = lists[first].next().expect("peeked");
+        for &j in rest {
+            let s = lists[j].next().expect("peeked");
+            merged.sources.extend(s.sources);
+            merged.deleted.extend(s.deleted);
         }
-        if combined {
-            merged.sources.sort_by_key(|s| (s.mint, s.maxt));
+        if !rest.is_empty() {
+            if !merged.sources.is_sorted_by_key(|s| (s.mint, s.maxt)) {
+                merged.sources.sort_by_key(|s| (s.mint, s.maxt));
+            }
             merged.deleted.sort_unstable();
             merged.deleted.dedup();
         }
         out.push(merged);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::encode;
+
+    fn owned(enc: Encoding, samples: &[(i64, f64)]) -> ChunkSource {
+        ChunkSource {
+            mint: samples[0].0,
+            maxt: samples[samples.len() - 1].0,
+            data: ChunkData::Owned {
+                enc,
+                bytes: encode(enc, samples).expect("encodable").into(),
+            },
+        }
+    }
+
+    fn series(sources: Vec<ChunkSource>, deleted: Vec<(i64, i64)>, mint: i64, maxt: i64) -> Series {
+        Series {
+            labels: Labels::from_pairs([("__name__", "x")]),
+            sources,
+            deleted,
+            mint,
+            maxt,
+        }
+    }
+
+    /// Samples at t = 10·i with integer values, cut into chunks of `sizes` samples, alternating
+    /// Xor and Decimal.
+    fn chunked(sizes: &[usize]) -> (Vec<(i64, f64)>, Vec<ChunkSource>) {
+        let total: usize = sizes.iter().sum();
+        let all: Vec<(i64, f64)> = (0..total as i64)
+            .map(|i| (i * 10, (i % 7) as f64))
+            .collect();
+        let mut sources = Vec::new();
+        let mut at = 0;
+        for (k, &n) in sizes.iter().enumerate() {
+            let enc = if k % 2 == 0 {
+                Encoding::Xor
+            } else {
+                Encoding::Decimal
+            };
+            sources.push(owned(enc, &all[at..at + n]));
+            at += n;
+        }
+        (all, sources)
+    }
+
+    #[test]
+    fn sequential_iteration_filters_range_and_tombstones() {
+        // Chunks larger and smaller than the iterator's buffer.
+        let (all, sources) = chunked(&[120, 300, 1, 129, 50]);
+        // (mint, maxt, deleted intervals)
+        type Case = (i64, i64, Vec<(i64, i64)>);
+        let cases: Vec<Case> = vec![
+            (i64::MIN, i64::MAX, vec![]),
+            (55, 5_005, vec![]),
+            (0, 1_190, vec![]),
+            (1_200, 1_200, vec![]),
+            (i64::MIN, i64::MAX, vec![(100, 2_000), (4_000, 4_010)]),
+            (35, 5_000, vec![(0, 40), (5_000, 9_000)]),
+            (10_000, 20_000, vec![]),
+        ];
+        for (mint, maxt, deleted) in cases {
+            let s = series(sources.clone(), deleted.clone(), mint, maxt);
+            let want: Vec<_> = all
+                .iter()
+                .copied()
+                .filter(|&(t, _)| {
+                    t >= mint && t <= maxt && !deleted.iter().any(|&(a, b)| a <= t && t <= b)
+                })
+                .collect();
+            let mut it = s.iter();
+            let got: Vec<_> = (&mut it).collect();
+            assert!(it.err().is_none());
+            assert_eq!(got, want, "range [{mint}, {maxt}], deleted {deleted:?}");
+            // Fused.
+            assert_eq!(it.next(), None);
+        }
+    }
+
+    #[test]
+    fn overlapping_sources_merge_first_wins() {
+        let a: Vec<(i64, f64)> = (0..200).map(|i| (i * 10, 1.0)).collect();
+        let b: Vec<(i64, f64)> = (0..200).map(|i| (i * 15, 2.0)).collect();
+        let s = series(
+            vec![owned(Encoding::Xor, &a), owned(Encoding::Decimal, &b)],
+            vec![(300, 330)],
+            5,
+            2_000,
+        );
+        let mut want: std::collections::BTreeMap<i64, f64> = Default::default();
+        for &(t, v) in b.iter().chain(a.iter()) {
+            want.insert(t, v);
+        }
+        let want: Vec<_> = want
+            .into_iter()
+            .filter(|&(t, _)| (5..=2_000).contains(&t) && !(300..=330).contains(&t))
+            .collect();
+        assert_eq!(s.samples().unwrap(), want);
+    }
+
+    #[test]
+    fn corrupt_chunk_ends_iteration_with_an_error_after_good_samples() {
+        let (all, mut sources) = chunked(&[120, 120, 120]);
+        let ChunkData::Owned { bytes, .. } = &mut sources[1].data else {
+            unreachable!("owned chunk");
+        };
+        *bytes = bytes[..bytes.len() / 2].into();
+        let s = series(sources, vec![], i64::MIN, i64::MAX);
+        let mut it = s.iter();
+        let got: Vec<_> = (&mut it).collect();
+        assert!(got.len() >= 120 && got.len() < 240, "{}", got.len());
+        assert_eq!(got[..], all[..got.len()]);
+        assert!(it.err().is_some());
+        assert!(s.samples().is_err());
+    }
 }

@@ -148,6 +148,38 @@ enum Inner<'a> {
     Done,
 }
 
+/// A chunk decoder without a buffer of its own: [`fill`](Self::fill) decodes
+/// straight into the caller's slice. The series iterator uses it with a
+/// buffer of a whole chunk, so a chunk of a block decodes in one call.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub(crate) enum BatchDecoder<'a> {
+    Xor(XorDecoder<'a>),
+    Decimal(DecimalDecoder<'a>),
+}
+
+impl<'a> BatchDecoder<'a> {
+    /// Starts decoding `data`; fails if the header is truncated or corrupt.
+    #[inline]
+    pub(crate) fn new(enc: Encoding, data: &'a [u8]) -> Result<Self, ChunkError> {
+        Ok(match enc {
+            Encoding::Xor => BatchDecoder::Xor(XorDecoder::new(data)?),
+            Encoding::Decimal => BatchDecoder::Decimal(DecimalDecoder::new(data)?),
+        })
+    }
+
+    /// Decodes up to `out.len()` samples into `out`. Returns how many, and
+    /// `Err` if decoding must stop after them. `(0, Ok(()))` means the chunk
+    /// ended cleanly (its end was checked).
+    #[inline]
+    pub(crate) fn fill(&mut self, out: &mut [(i64, f64)]) -> (usize, Result<(), ChunkError>) {
+        match self {
+            BatchDecoder::Xor(d) => d.fill(out),
+            BatchDecoder::Decimal(d) => d.fill(out),
+        }
+    }
+}
+
 /// Samples decoded per batch. The decoders run a tight loop over a batch with
 /// their state in registers; `next` then only copies a sample out.
 const BATCH: usize = 32;
