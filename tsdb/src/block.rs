@@ -381,9 +381,11 @@ impl Index {
         }
         let a = self.u32_at(self.sym_offsets + 4 * r) as usize;
         let b = self.u32_at(self.sym_offsets + 4 * r + 4) as usize;
-        // Validated as UTF-8 at open.
-        std::str::from_utf8(&self.data[self.sym_strings + a..self.sym_strings + b])
-            .map_err(|_| self.corrupt(self.sym_strings + a, "symbol is not valid UTF-8"))
+        let bytes = &self.data[self.sym_strings + a..self.sym_strings + b];
+        // SAFETY: `from_bytes` checked that the offsets increase and that the bytes between
+        // each pair of consecutive offsets are UTF-8; `data` never changes afterwards (an
+        // immutable file's mmap, or owned bytes).
+        Ok(unsafe { std::str::from_utf8_unchecked(bytes) })
     }
 
     /// Binary search for a symbol's reference.
@@ -481,6 +483,15 @@ impl Index {
 
     /// Labels and chunk metas of series `id`.
     pub(crate) fn series(&self, id: u32) -> Result<(Labels, Vec<ChunkMeta>)> {
+        let mut chunks = Vec::new();
+        let labels = self.read_series(id, &mut chunks)?;
+        Ok((labels, chunks))
+    }
+
+    /// Labels of series `id`; its chunk metas replace the contents of `chunks` (a buffer the
+    /// caller reuses across series).
+    pub(crate) fn read_series(&self, id: u32, chunks: &mut Vec<ChunkMeta>) -> Result<Labels> {
+        chunks.clear();
         let id = id as usize;
         if id >= self.nseries {
             return Err(self.corrupt(self.offsets.off, format!("series id {id} out of range")));
@@ -489,35 +500,49 @@ impl Index {
         if off >= self.series.len {
             return Err(self.corrupt(self.offsets.off + 4 * id, "series offset out of range"));
         }
-        let body = &self.data[self.series.off + off..self.series.off + self.series.len];
-        let mut d = Decoder::new(&self.path, body, (self.series.off + off) as u64);
-        let nl = d.len(body.len())?;
-        let mut labels = Vec::with_capacity(nl);
+        let base = self.series.off + off;
+        let mut d = Varints {
+            data: &self.data[base..self.series.off + self.series.len],
+            pos: 0,
+        };
+        let err = |d: &Varints<'_>, reason: &str| self.corrupt(base + d.pos, reason);
+        let bad = |d: &Varints<'_>| err(d, "bad or truncated varint");
+        let nl = d.uvarint().ok_or_else(|| bad(&d))?;
+        // Each label takes at least two bytes.
+        if nl > (d.data.len() / 2) as u64 {
+            return Err(err(&d, "label count exceeds the series section"));
+        }
+        let mut labels = Vec::with_capacity(nl as usize);
         for _ in 0..nl {
-            let n = u32::try_from(d.uvarint()?).map_err(|_| d.err("symbol reference too large"))?;
-            let v = u32::try_from(d.uvarint()?).map_err(|_| d.err("symbol reference too large"))?;
+            let n = d.uvarint().ok_or_else(|| bad(&d))?;
+            let v = d.uvarint().ok_or_else(|| bad(&d))?;
+            let (Ok(n), Ok(v)) = (u32::try_from(n), u32::try_from(v)) else {
+                return Err(err(&d, "symbol reference too large"));
+            };
             labels.push(Label {
-                name: self.symbol(n)?.to_string(),
-                value: self.symbol(v)?.to_string(),
+                name: self.symbol(n)?.to_owned(),
+                value: self.symbol(v)?.to_owned(),
             });
         }
-        let nc = d.len(body.len())?;
-        let mut chunks = Vec::with_capacity(nc);
-        let (mut prev_maxt, mut prev_ref) = (0i64, 0u64);
-        for i in 0..nc {
-            let mint = if i == 0 {
-                self.base_time.wrapping_add(d.varint()?)
-            } else {
-                prev_maxt.wrapping_add(d.varint()?)
+        let nc = d.uvarint().ok_or_else(|| bad(&d))?;
+        // Each chunk meta takes at least four bytes.
+        if nc > (d.data.len() / 4) as u64 {
+            return Err(err(&d, "chunk count exceeds the series section"));
+        }
+        chunks.reserve(nc as usize);
+        let (mut prev_maxt, mut prev_ref) = (self.base_time, 0u64);
+        for _ in 0..nc {
+            let (Some(dmin), Some(span), Some(dref), Some(samples)) =
+                (d.uvarint(), d.uvarint(), d.uvarint(), d.uvarint())
+            else {
+                return Err(bad(&d));
             };
-            let maxt = mint.wrapping_add(d.uvarint()? as i64);
-            let offset = if i == 0 {
-                d.uvarint()?
-            } else {
-                prev_ref.wrapping_add(d.uvarint()?)
-            };
-            let samples =
-                u32::try_from(d.uvarint()?).map_err(|_| d.err("sample count too large"))?;
+            // The first chunk's mint is relative to the base time, later ones to the previous
+            // maxt; the first reference is absolute, later ones deltas.
+            let mint = prev_maxt.wrapping_add(unzigzag(dmin));
+            let maxt = mint.wrapping_add(span as i64);
+            let offset = prev_ref.wrapping_add(dref);
+            let samples = u32::try_from(samples).map_err(|_| err(&d, "sample count too large"))?;
             chunks.push(ChunkMeta {
                 mint,
                 maxt,
@@ -527,7 +552,7 @@ impl Index {
             prev_maxt = maxt;
             prev_ref = offset;
         }
-        Ok((Labels::from_sorted_unchecked(labels), chunks))
+        Ok(Labels::from_sorted_unchecked(labels))
     }
 
     pub(crate) fn num_series(&self) -> usize {
@@ -570,6 +595,33 @@ impl PostingsSource for Index {
         }
         Ok(out)
     }
+}
+
+/// A cursor over the varints of one series entry; `None` on a bad or truncated varint.
+struct Varints<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Varints<'_> {
+    #[inline]
+    fn uvarint(&mut self) -> Option<u64> {
+        // One-byte varints (most symbol references, counts and deltas) without a call.
+        if let Some(&b) = self.data.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Some(u64::from(b));
+            }
+        }
+        let (v, n) = format::uvarint(self.data.get(self.pos..)?)?;
+        self.pos += n;
+        Some(v)
+    }
+}
+
+#[inline]
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 /// One encoded chunk ready to be written.
@@ -850,23 +902,23 @@ impl Block {
     ) -> Result<Vec<Series>> {
         let ids = postings_for_matchers(&self.index, matchers)?;
         let mut out = Vec::with_capacity(ids.len() as usize);
+        let mut metas = Vec::new();
         for id in ids {
-            let (labels, metas) = self.index.series(id)?;
-            let sources: Vec<ChunkSource> = metas
-                .iter()
-                .filter(|c| c.maxt >= mint && c.mint <= maxt)
-                .map(|c| ChunkSource {
-                    mint: c.mint,
-                    maxt: c.maxt,
-                    data: ChunkData::Block {
-                        file: self.chunks.clone(),
-                        offset: c.offset,
-                    },
-                })
-                .collect();
-            if sources.is_empty() {
+            let labels = self.index.read_series(id, &mut metas)?;
+            let in_range = |c: &&ChunkMeta| c.maxt >= mint && c.mint <= maxt;
+            let n = metas.iter().filter(in_range).count();
+            if n == 0 {
                 continue;
             }
+            let mut sources = Vec::with_capacity(n);
+            sources.extend(metas.iter().filter(in_range).map(|c| ChunkSource {
+                mint: c.mint,
+                maxt: c.maxt,
+                data: ChunkData::Block {
+                    file: self.chunks.clone(),
+                    offset: c.offset,
+                },
+            }));
             let deleted = deleted
                 .and_then(|d| d.get(&id))
                 .cloned()
