@@ -168,6 +168,9 @@ pub enum OpOutcome {
 pub struct SnapshotFile {
     pub path: PathBuf,
     pub len: u64,
+    /// True for files the engine appends to after opening them (head chunk segments): a
+    /// database opened from the snapshot needs its own copy, not a link.
+    pub mutable: bool,
 }
 
 /// What [`Db::compact`] did.
@@ -717,7 +720,11 @@ impl Db {
             }
             fs::hard_link(&from, &to).map_err(|e| Error::io(&from, e))?;
             let len = fs::metadata(&to).map_err(|e| Error::io(&to, e))?.len();
-            files.push(SnapshotFile { path: rel, len });
+            files.push(SnapshotFile {
+                path: rel,
+                len,
+                mutable: false,
+            });
             Ok(())
         };
         link(PathBuf::from("MANIFEST"))?;
@@ -758,7 +765,11 @@ impl Db {
                 ));
             }
             out.sync_all().map_err(|e| Error::io(&to, e))?;
-            files.push(SnapshotFile { path: rel, len });
+            files.push(SnapshotFile {
+                path: rel,
+                len,
+                mutable: true,
+            });
         }
         for d in [dest.join(&chunks), dest.join("head"), dest.to_path_buf()] {
             format::sync_dir(&d)?;
