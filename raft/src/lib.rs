@@ -16,14 +16,21 @@
 //! - [`network`]: tonic gRPC between nodes (append-entries, vote, snapshot streaming,
 //!   forwarded proposals, admin).
 //! - [`node`]: a running node: open, bootstrap, join, propose, read, membership, shutdown.
+//! - [`sim`]: an in-process network with fault injection, for cluster tests.
 
 pub mod codec;
 pub mod command;
 pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod sim;
 pub mod state_machine;
 
 pub use command::{Command, CommandResult, ItemRejection, Request, Response};
 pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
+pub use network::{PeerClient, Transport};
+pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};
+pub use sim::SimRouter;
 pub use state_machine::{SmError, SnapshotFileInfo, SnapshotFiles, StateMachine};
 
 openraft::declare_raft_types!(
@@ -37,3 +44,9 @@ openraft::declare_raft_types!(
         SnapshotData = SnapshotFiles,
         AsyncRuntime = openraft::TokioRuntime,
 );
+
+/// Generated gRPC code (`proto/raft.proto`).
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("o11y.raft.v1");
+}

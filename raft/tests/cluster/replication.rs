@@ -1,0 +1,150 @@
+//! Replication on a healthy network: every node applies the same entries; followers forward
+//! writes; results come back in the caller's numbering; a new node catches up by snapshot.
+
+use o11y_raft::{Command, CommandResult};
+use o11y_tsdb::labels::Label;
+use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_any_node_reach_every_node() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    for key in 0..60u64 {
+        // Round-robin over the nodes: followers forward to the leader.
+        let via = c.node(key % 3 + 1);
+        let r = propose_retry(&via, write(key, 1000 + key as i64)).await;
+        assert_eq!(accepted(&r), 1, "write {key} via node {}", key % 3 + 1);
+    }
+    let state = c.wait_converged(&[1, 2, 3]).await;
+    assert_eq!(state.len(), 60);
+    assert_eq!(c.node(leader).status().role, "leader");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_proposals_are_coalesced_and_answered_individually() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    let before = c.node(leader).status().last_log_index;
+    let tasks: Vec<_> = (0..200u64)
+        .map(|k| {
+            let n = c.node(leader);
+            tokio::spawn(async move { (k, n.propose(vec![write(k, 5000)]).await.unwrap()) })
+        })
+        .collect();
+    for t in tasks {
+        let (k, r) = t.await.unwrap();
+        assert_eq!(accepted(&r), 1, "proposal {k}");
+    }
+    let entries = c.node(leader).status().last_log_index - before;
+    assert!(
+        entries < 200,
+        "200 proposals took {entries} entries: not coalesced"
+    );
+    assert_eq!(c.wait_converged(&[1, 2, 3]).await.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rejections_come_back_in_the_callers_numbering() {
+    let c = Cluster::start(3, 10_000).await;
+    c.wait_leader(&[1, 2, 3]).await;
+    let s = |name: &str, t: i64, v: f64| SeriesSamples {
+        labels: vec![Label::new("__name__", name)],
+        samples: vec![Sample { t, v }],
+    };
+    let batch = WriteBatch {
+        series: vec![
+            s("ok_a", 10_000_000, 1.0),
+            SeriesSamples {
+                labels: vec![Label::new("no_name", "x")],
+                samples: vec![Sample { t: 1, v: 1.0 }],
+            },
+            s("ok_b", 10_000_000, 2.0),
+        ],
+        received_ms: None,
+    };
+    let via = c.node(2);
+    let r = propose_retry(
+        &via,
+        Command::Metrics {
+            tenant: DEFAULT_TENANT.into(),
+            batch,
+        },
+    )
+    .await;
+    // The engine rejects a sample at an existing timestamp with a different value.
+    let dup = Command::Metrics {
+        tenant: DEFAULT_TENANT.into(),
+        batch: WriteBatch {
+            series: vec![s("ok_a", 10_000_000, 5.0)],
+            received_ms: None,
+        },
+    };
+    let r2 = propose_retry(&via, dup).await;
+    match (&r[0], &r2[0]) {
+        (
+            CommandResult::Written {
+                samples_accepted: 2,
+                rejections,
+                ..
+            },
+            CommandResult::Written {
+                samples_accepted: 0,
+                rejections: r2,
+                ..
+            },
+        ) => {
+            assert_eq!(rejections.len(), 1);
+            assert_eq!((rejections[0].series, rejections[0].sample), (1, None));
+            assert!(
+                rejections[0].reason.contains("invalid series"),
+                "{}",
+                rejections[0].reason
+            );
+            assert_eq!((r2[0].series, r2[0].sample), (0, Some(0)));
+            assert!(r2[0].reason.contains("duplicate"), "{}", r2[0].reason);
+        }
+        other => panic!("unexpected results {other:?}"),
+    }
+    // An invalid tenant is refused before it reaches the log.
+    let last = c.node(1).status().last_log_index;
+    let r = via
+        .propose(vec![Command::Metrics {
+            tenant: "../x".into(),
+            batch: WriteBatch::default(),
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(&r[0], CommandResult::Refused { .. }), "{r:?}");
+    assert_eq!(
+        c.node(1).status().last_log_index,
+        last,
+        "nothing entered the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_node_catches_up_from_a_snapshot() {
+    // Snapshots every 20 entries, so the log behind them is purged and node 4 needs one.
+    let c = Cluster::start(3, 20).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    for key in 0..150u64 {
+        propose_retry(&c.node(leader), write(key, 1000 + key as i64)).await;
+    }
+    wait_until("the leader purged its log behind a snapshot", || {
+        c.node(leader).raft().metrics().borrow().purged.is_some()
+    })
+    .await;
+    c.open(4).await;
+    c.node(leader).add_learner(4, "sim-4").await.unwrap();
+    let state = c.wait_converged(&[1, 2, 3, 4]).await;
+    assert_eq!(state.len(), 150);
+    assert!(
+        c.node(4).raft().metrics().borrow().snapshot.is_some(),
+        "node 4 installed a snapshot"
+    );
+    // The learner keeps receiving the log after the snapshot.
+    propose_retry(&c.node(leader), write(1000, 9999)).await;
+    assert_eq!(c.wait_converged(&[1, 2, 3, 4]).await.len(), 151);
+}
