@@ -407,6 +407,20 @@ impl PeerClient {
         Response::decode(&resp.into_inner().data).map_err(|e| ProposeError::Forward(e.to_string()))
     }
 
+    /// Writes commands through the node (any node: it forwards to the leader).
+    pub async fn write(
+        &self,
+        commands: &[crate::command::Command],
+        timeout: Duration,
+    ) -> Result<Response, ProposeError> {
+        let mut r = GrpcRequest::new(pb::Blob {
+            data: Request::encode(commands).as_bytes().clone(),
+        });
+        r.set_timeout(timeout);
+        let resp = self.client().write(r).await.map_err(status_to_propose)?;
+        Response::decode(&resp.into_inner().data).map_err(|e| ProposeError::Forward(e.to_string()))
+    }
+
     /// Asks the node (which must lead) for a read index.
     pub async fn read_index(&self) -> Result<u64, ProposeError> {
         let resp = self
@@ -524,6 +538,20 @@ impl pb::raft_server::Raft for RaftGrpc {
             .map_err(propose_to_status)?;
         Ok(GrpcResponse::new(pb::Blob {
             data: Bytes::from(resp.encode()),
+        }))
+    }
+
+    async fn write(&self, req: GrpcRequest<pb::Blob>) -> Result<GrpcResponse<pb::Blob>, Status> {
+        let commands = Request::from_encoded(req.into_inner().data)
+            .decode()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let results = self
+            .node
+            .propose(commands)
+            .await
+            .map_err(propose_to_status)?;
+        Ok(GrpcResponse::new(pb::Blob {
+            data: Bytes::from(Response { results }.encode()),
         }))
     }
 
