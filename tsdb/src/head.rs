@@ -184,6 +184,7 @@ pub(crate) struct HeadData {
     pub(crate) phys_min: i64,
     scratch: Vec<u8>,
     ids_scratch: Vec<u32>,
+    hash_scratch: Vec<Option<u64>>,
 }
 
 /// Hasher for keys that are already well mixed (xxh3 label hashes) or small dense ids:
@@ -262,6 +263,7 @@ impl HeadData {
             phys_min: i64::MIN,
             scratch: Vec::new(),
             ids_scratch: Vec::new(),
+            hash_scratch: Vec::new(),
         }
     }
 
@@ -435,13 +437,55 @@ impl HeadData {
         rejections: &mut Vec<Rejection>,
     ) -> Result<AppendStats> {
         let mut stats = AppendStats::default();
-        // Pass 1: resolve every series and prefetch its open chunk; pass 2 appends. Appending
-        // is bound by cache misses on the per-series buffers, and this lets them overlap.
+        // Appending is bound by cache misses (hash table, series, label ids, open chunk), so
+        // series are resolved in stages over the whole batch, each stage prefetching what the
+        // next one reads, so that the misses overlap:
+        //   1. hash the labels (batch memory only), prefetch the series array slot of the
+        //      hash table's candidate;
+        //   2. prefetch the candidate's label ids and open chunk;
+        //   3. check the candidate's labels; anything else (new series, collisions, labels
+        //      not in canonical form) takes the general path;
+        //   4. append the samples.
         let mut ids = std::mem::take(&mut self.ids_scratch);
         ids.clear();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut hashes = std::mem::take(&mut self.hash_scratch);
+        hashes.clear();
+        hashes.extend(batch.iter().map(|s| {
+            if s.samples.is_empty() || !canonical(&s.labels) {
+                None
+            } else {
+                Some(hash_pairs(
+                    &mut scratch,
+                    s.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                ))
+            }
+        }));
+        self.scratch = scratch;
+        // A loop of lookups only, so that the CPU overlaps their misses.
+        for h in &hashes {
+            let cand = h
+                .and_then(|h| self.by_hash.get(&h).copied())
+                .unwrap_or(u32::MAX);
+            if let Some(slot) = self.series.get(cand as usize) {
+                prefetch((slot as *const Option<MemSeries>).cast());
+            }
+            ids.push(cand);
+        }
+        self.hash_scratch = hashes;
+        for &cand in &ids {
+            if let Some(Some(ms)) = self.series.get(cand as usize) {
+                prefetch(ms.labels.as_ptr().cast());
+                prefetch(ms.open.bytes().as_ptr());
+            }
+        }
         for (si, s) in batch.iter().enumerate() {
+            let cand = ids[si];
             if s.samples.is_empty() {
-                ids.push(u32::MAX);
+                ids[si] = u32::MAX;
+                continue;
+            }
+            if cand != u32::MAX && self.same_labels(cand, &s.labels) {
                 continue;
             }
             match self.get_or_create(&s.labels, &cfg.limits, &mut stats) {
@@ -449,7 +493,7 @@ impl HeadData {
                     if let Some(ms) = &self.series[id as usize] {
                         prefetch(ms.open.bytes().as_ptr());
                     }
-                    ids.push(id);
+                    ids[si] = id;
                 }
                 Err(reason) => {
                     rejections.push(Rejection {
@@ -457,7 +501,7 @@ impl HeadData {
                         sample: None,
                         reason,
                     });
-                    ids.push(u32::MAX);
+                    ids[si] = u32::MAX;
                 }
             }
         }
@@ -1011,6 +1055,69 @@ mod tests {
         assert_eq!(
             s[0].samples().unwrap(),
             vec![(200_000, 1.0), (201_000, 1.0)]
+        );
+    }
+
+    #[test]
+    fn a_batch_resolves_repeated_and_non_canonical_label_sets_to_one_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = HeadFiles::open(dir.path(), &[]).unwrap();
+        let mut h = HeadData::new();
+        let mut rej = Vec::new();
+        let reordered = |t: i64| SeriesSamples {
+            // Unsorted, with an empty value (absent label): same series as one("m", "b", _).
+            labels: vec![
+                Label::new("pod", "b"),
+                Label::new("zone", ""),
+                Label::new("__name__", "m"),
+            ],
+            samples: vec![Sample { t, v: 1.0 }],
+        };
+        let empty = SeriesSamples {
+            labels: vec![Label::new("__name__", "m"), Label::new("pod", "c")],
+            samples: vec![],
+        };
+        let invalid = SeriesSamples {
+            labels: vec![Label::new("pod", "d")],
+            samples: vec![Sample { t: 1_000, v: 1.0 }],
+        };
+        // Series seen for the first time twice in one batch, in both forms.
+        let batch = vec![
+            one("m", "a", 1_000),
+            reordered(1_000),
+            empty.clone(),
+            one("m", "a", 2_000),
+            one("m", "b", 2_000),
+            invalid.clone(),
+            reordered(3_000),
+        ];
+        let stats = h
+            .append(&files, &cfg(), &batch, i64::MAX, &mut rej)
+            .unwrap();
+        assert_eq!(stats.series_created, 2);
+        assert_eq!(stats.samples, 5);
+        assert_eq!(rej.len(), 1);
+        assert_eq!((rej[0].series, rej[0].sample), (5, None));
+        // Known series in a later batch, again in both forms.
+        rej.clear();
+        let batch = vec![reordered(4_000), one("m", "a", 4_000), empty, invalid];
+        let stats = h
+            .append(&files, &cfg(), &batch, i64::MAX, &mut rej)
+            .unwrap();
+        assert_eq!((stats.series_created, stats.samples), (0, 2));
+        assert_eq!(rej.len(), 1);
+        assert_eq!(h.num_series(), 2);
+        let s = h.select(&files, &[], 0, i64::MAX).unwrap();
+        let got: Vec<_> = s
+            .iter()
+            .map(|s| (s.labels().to_string(), s.samples().unwrap().len()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (r#"m{pod="a"}"#.to_string(), 3),
+                (r#"m{pod="b"}"#.to_string(), 4)
+            ]
         );
     }
 }
