@@ -10,7 +10,9 @@
 //!           ┌─────────────┬────────────┬─────────────┬──────────────────────────────┐
 //!           │ encoding u8 │ len uvarint│ chunk bytes │ xxh3-64(enc‖len‖chunk) low 32 │
 //!           └─────────────┴────────────┴─────────────┴──────────────────────────────┘
-//!           a chunk reference is the record's byte offset; its checksum is checked on every read
+//!           a chunk reference is the record's byte offset; its checksum is checked on every read;
+//!           writers cut series into chunks of BLOCK_CHUNK_SAMPLES (240) samples, readers take
+//!           chunks of any size
 //!
 //! index     magic O11YBIDX, v1, pad to 16, then five sections and a table of contents:
 //!           symbols   count u32 | (count+1) × u32 offsets into the string area | strings
@@ -633,11 +635,23 @@ pub(crate) struct EncodedChunk {
     pub samples: u32,
 }
 
-/// Splits sorted samples into chunks of at most [`MAX_SAMPLES_PER_CHUNK`] and encodes each with
+/// Samples per chunk in blocks: twice the head's [`MAX_SAMPLES_PER_CHUNK`]. Block chunks are
+/// written once, so a larger chunk spreads its fixed costs (record header and checksum, the
+/// encoding's header and first sample, the index entry, starting a decoder) over more samples;
+/// a query over a short range still decodes at most this many samples per series and block.
+/// Readers accept chunks of any size, so this is a writer's choice, not part of the format.
+pub(crate) const BLOCK_CHUNK_SAMPLES: usize = 2 * MAX_SAMPLES_PER_CHUNK;
+
+/// Splits sorted samples into chunks of at most [`BLOCK_CHUNK_SAMPLES`] and encodes each with
 /// the smallest encoding that represents it exactly.
 pub(crate) fn encode_chunks(samples: &[(i64, f64)]) -> Vec<EncodedChunk> {
+    encode_chunks_of(samples, BLOCK_CHUNK_SAMPLES)
+}
+
+/// [`encode_chunks`] with chunks of at most `per_chunk` samples.
+fn encode_chunks_of(samples: &[(i64, f64)], per_chunk: usize) -> Vec<EncodedChunk> {
     samples
-        .chunks(MAX_SAMPLES_PER_CHUNK)
+        .chunks(per_chunk)
         .map(|c| {
             let (enc, data) = encode_best(c);
             EncodedChunk {
@@ -1006,8 +1020,12 @@ mod tests {
         let mut w = BlockWriter::new(parent, meta, symbols).unwrap();
         let sa: Vec<(i64, f64)> = (0..3).map(|i| (i * 15_000, 1.0)).collect();
         let sb: Vec<(i64, f64)> = (0..130).map(|i| (i * 15_000, i as f64 * 0.5)).collect();
-        w.add_series(&a, &encode_chunks(&sa)).unwrap();
-        w.add_series(&b, &encode_chunks(&sb)).unwrap();
+        // The fixture keeps the 120-sample chunks it was frozen with (the chunk size is the
+        // writer's choice; readers take any), so that series b spans two chunks.
+        w.add_series(&a, &encode_chunks_of(&sa, MAX_SAMPLES_PER_CHUNK))
+            .unwrap();
+        w.add_series(&b, &encode_chunks_of(&sb, MAX_SAMPLES_PER_CHUNK))
+            .unwrap();
         w.finish().unwrap()
     }
 

@@ -170,9 +170,9 @@ impl std::fmt::Debug for Series {
     }
 }
 
-/// Samples the sequential iterator decodes per call into a chunk decoder: at least a whole chunk
-/// of a block ([`crate::chunk::MAX_SAMPLES_PER_CHUNK`]), so that each decodes in one call.
-const BUF_SAMPLES: usize = 128;
+/// Samples the sequential iterator decodes per call into a chunk decoder: a whole chunk of a
+/// block ([`crate::block::BLOCK_CHUNK_SAMPLES`]), so that each decodes in one call.
+const BUF_SAMPLES: usize = crate::block::BLOCK_CHUNK_SAMPLES;
 
 // The chunk decoder is inline (no allocation per chunk); it lives once per iteration.
 #[allow(clippy::large_enum_variant)]

@@ -257,6 +257,16 @@ fn select_skips_chunks_outside_the_range() {
         .unwrap();
     assert_eq!(s[0].chunks().len(), 1);
     assert_eq!(s[0].samples().unwrap().len(), 11);
+    // Blocks hold chunks of up to 240 samples.
+    let all = db
+        .select("t", &[eq("__name__", "m")], i64::MIN, i64::MAX)
+        .unwrap();
+    let ranges: Vec<_> = all[0].chunks().iter().map(|c| c.time_range()).collect();
+    assert_eq!(
+        ranges,
+        vec![(0, 239_000), (240_000, 479_000), (480_000, 599_000)]
+    );
+    assert_eq!(all[0].samples().unwrap(), samples);
     let _ = MatchOp::Equal;
 }
 
