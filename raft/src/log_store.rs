@@ -153,6 +153,8 @@ struct Shared {
     flush: Mutex<Flush>,
     flush_cv: Condvar,
     fsyncs: std::sync::atomic::AtomicU64,
+    /// The state machine's durable index: purges wait for it (see `set_purge_gate`).
+    purge_gate: Mutex<Option<tokio::sync::watch::Receiver<u64>>>,
 }
 
 /// The segment log. Cheap to clone; clones share the files (a clone is the log reader).
@@ -457,6 +459,7 @@ impl LogStore {
             }),
             flush_cv: Condvar::new(),
             fsyncs: Default::default(),
+            purge_gate: Mutex::new(None),
         });
         let s2 = shared.clone();
         let handle = thread::Builder::new()
@@ -484,6 +487,14 @@ impl LogStore {
     /// Index of the newest entry (or the purge point), 0 when empty.
     pub fn last_index(&self) -> u64 {
         self.shared.state.lock().last_log_id.map_or(0, |l| l.index)
+    }
+
+    /// Makes purges wait until the state machine's durable applied index (`gate`) reaches the
+    /// purge point. openraft runs the state machine (snapshot install) and the log (purge)
+    /// concurrently; without the gate a crash between them leaves the log purged beyond the
+    /// state the node restarts with, and the entries in between are lost to it.
+    pub fn set_purge_gate(&self, gate: tokio::sync::watch::Receiver<u64>) {
+        *self.shared.purge_gate.lock() = Some(gate);
     }
 
     /// Group-commit fsyncs issued so far.
@@ -671,6 +682,7 @@ impl LogStore {
         } else {
             None
         };
+        crash_point("truncate");
         let mut st = sh.state.lock();
         let k = (index - st.first_index) as usize;
         let cut = st.positions[k];
@@ -886,6 +898,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), StorageError<u64>> {
+        let gate = self.shared.purge_gate.lock().clone();
+        if let Some(mut gate) = gate {
+            let wait = gate.wait_for(|d| *d >= log_id.index);
+            match tokio::time::timeout(std::time::Duration::from_secs(60), wait).await {
+                Ok(Ok(_)) => {}
+                // The state machine is gone (shutdown) or stuck: keep the entries; a later
+                // purge covers them.
+                _ => {
+                    tracing::warn!(
+                        index = log_id.index,
+                        "purge skipped: state machine not durable that far"
+                    );
+                    return Ok(());
+                }
+            }
+        }
         self.purge_upto(log_id).map_err(|e| serr(e, true))
     }
 }

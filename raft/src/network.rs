@@ -48,6 +48,14 @@ use crate::TypeConfig;
 pub const MAX_MESSAGE_BYTES: usize = 512 << 20;
 /// Size of one snapshot piece.
 const SNAPSHOT_CHUNK: u64 = 1 << 20;
+/// Entry bytes sent in one AppendEntries RPC (at least one entry is always sent).
+///
+/// openraft bounds every AppendEntries call by the heartbeat interval (50–100 ms) and backs
+/// off for seconds after a timeout. Its own limit counts entries (`max_payload_entries`),
+/// and coalesced entries reach `max_entry_bytes` (1 MiB) each, so a lagging follower was sent
+/// hundreds of MiB at once, timed out every time and never caught up. A few MiB go through
+/// loopback, the follower's log append and its fsync well within the interval.
+pub const MAX_APPEND_BYTES: usize = 2 << 20;
 
 /// How nodes reach each other.
 #[derive(Clone)]
@@ -128,6 +136,8 @@ impl RaftNetwork<TypeConfig> for Peer {
     ) -> RpcResult<AppendEntriesResponse<u64>> {
         match &self.inner {
             PeerInner::Grpc(c) => {
+                let mut rpc = rpc;
+                let sent = limit_append_bytes(&mut rpc, MAX_APPEND_BYTES);
                 let data = Bytes::from(codec::encode_append_entries(&rpc));
                 let mut req = GrpcRequest::new(pb::Blob { data });
                 req.set_timeout(option.hard_ttl());
@@ -136,7 +146,15 @@ impl RaftNetwork<TypeConfig> for Peer {
                     .append_entries(req)
                     .await
                     .map_err(status_to_rpc)?;
-                codec::decode_append_response(&resp.into_inner().data).map_err(decode_err)
+                let resp =
+                    codec::decode_append_response(&resp.into_inner().data).map_err(decode_err)?;
+                Ok(match (resp, sent) {
+                    // Only a prefix was sent: openraft sends the rest next.
+                    (AppendEntriesResponse::Success, Some(last)) => {
+                        AppendEntriesResponse::PartialSuccess(Some(last))
+                    }
+                    (r, _) => r,
+                })
             }
             PeerInner::Sim(r) => r.append_entries(self.from, self.target, rpc).await,
         }
@@ -208,6 +226,33 @@ impl RaftNetwork<TypeConfig> for Peer {
                 .map(|i: u32| Duration::from_millis(50u64 << i.min(5)).min(Duration::from_secs(2))),
         )
     }
+}
+
+/// Keeps the longest prefix of `rpc.entries` within `max_bytes` of payload (at least one
+/// entry). Returns the id of the last entry kept when entries were dropped: the follower's
+/// `Success` then means `PartialSuccess` up to it. Safe because a follower commits only up to
+/// the last entry it accepted from this leader, whatever `leader_commit` says.
+pub(crate) fn limit_append_bytes(
+    rpc: &mut AppendEntriesRequest<TypeConfig>,
+    max_bytes: usize,
+) -> Option<openraft::LogId<u64>> {
+    let mut bytes = 0usize;
+    let mut keep = rpc.entries.len();
+    for (i, e) in rpc.entries.iter().enumerate() {
+        bytes += match &e.payload {
+            openraft::EntryPayload::Normal(r) => r.as_bytes().len(),
+            _ => 64,
+        };
+        if bytes > max_bytes && i > 0 {
+            keep = i;
+            break;
+        }
+    }
+    if keep == rpc.entries.len() {
+        return None;
+    }
+    rpc.entries.truncate(keep);
+    rpc.entries.last().map(|e| e.log_id)
 }
 
 /// The pieces of a snapshot: a header, then every file in pieces of up to 1 MiB.
@@ -679,4 +724,52 @@ where
     receive_snapshot(node, chunks)
         .await
         .map_err(|s| StreamingError::Network(NetworkError::new(&s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    fn entry(index: u64, bytes: usize) -> Entry<TypeConfig> {
+        let mut b = vec![1u8, 0];
+        b.resize(bytes, 0);
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request::from_encoded(Bytes::from(b))),
+        }
+    }
+
+    fn rpc(sizes: &[usize]) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: sizes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| entry(i as u64 + 1, *s))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn append_rpcs_are_cut_to_the_byte_budget() {
+        // Within the budget (and heartbeats): unchanged.
+        let mut r = rpc(&[100, 200, 300]);
+        assert_eq!(limit_append_bytes(&mut r, 600), None);
+        assert_eq!(r.entries.len(), 3);
+        let mut r = rpc(&[]);
+        assert_eq!(limit_append_bytes(&mut r, 600), None);
+        // Over it: the longest prefix within it, reported by its last id.
+        let mut r = rpc(&[100, 200, 300, 50]);
+        let last = limit_append_bytes(&mut r, 400);
+        assert_eq!(r.entries.len(), 2);
+        assert_eq!(last.map(|l| l.index), Some(2));
+        // One entry larger than the budget still goes alone.
+        let mut r = rpc(&[5000, 10]);
+        let last = limit_append_bytes(&mut r, 400);
+        assert_eq!(r.entries.len(), 1);
+        assert_eq!(last.map(|l| l.index), Some(1));
+    }
 }

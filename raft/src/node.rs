@@ -65,9 +65,12 @@ impl NodeConfig {
             id,
             addr: addr.into(),
             dir: dir.into(),
-            heartbeat_ms: 100,
-            election_min_ms: 500,
-            election_max_ms: 1000,
+            // A follower starts an election after the leader lease (election_max) plus a random
+            // election timeout without heartbeats: 0.75–1 s, up to 2.5 s when the survivors'
+            // logs differ (openraft waits 2 × election_max more for the shorter log).
+            heartbeat_ms: 50,
+            election_min_ms: 250,
+            election_max_ms: 500,
             snapshot_every_entries: 20_000,
             keep_log_after_snapshot: 1000,
             max_entry_bytes: 1 << 20,
@@ -154,6 +157,7 @@ impl RaftNode {
             tracing::warn!(path = %path.display(), offset = at, "raft log: torn tail truncated");
         }
         let sm = StateMachine::open(cfg.dir.join("sm"), cfg.tsdb.clone())?;
+        log.set_purge_gate(sm.durable_index());
         let rcfg = openraft::Config {
             cluster_name: "o11y".into(),
             heartbeat_interval: cfg.heartbeat_ms,

@@ -22,9 +22,13 @@
 //! already holds are skipped by index).
 //!
 //! Snapshot install: files are linked (copied when the engine appends to them) into a new
-//! engine directory, `APPLIED` is written, and only then `CURRENT` is switched atomically; a
-//! crash at any point leaves either the old or the new engine whole. Leftovers are removed at
-//! open.
+//! engine directory and into `snapshots/`, `APPLIED` is written, the snapshot is renamed into
+//! place, and only then `CURRENT` is switched atomically; a crash at any point leaves either
+//! the old or the new engine whole, and the current snapshot always covers the engine's
+//! applied state (openraft's invariant at startup). Leftovers are removed at open.
+//!
+//! Durability gate: the index up to which the applied state is on disk is published
+//! ([`StateMachine::durable_index`]); the log store purges nothing above it.
 
 use std::fs;
 use std::io;
@@ -194,6 +198,10 @@ struct Shared {
     /// Held while applying entries and while a snapshot copies the engine: a snapshot sees
     /// exactly the entries up to its last log id.
     gate: Mutex<()>,
+    /// The log index up to which the applied state is durable (`APPLIED` on disk). The log
+    /// store purges no entry above it, so a crash never leaves a gap between the durable
+    /// state and the log.
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 /// The state machine. Clones share it; one clone is owned by openraft, others serve reads.
@@ -276,8 +284,14 @@ impl StateMachine {
                     snapshot_seq,
                 }),
                 gate: Mutex::new(()),
+                durable: tokio::sync::watch::Sender::new(last_applied.map_or(0, |l| l.index)),
             }),
         })
+    }
+
+    /// Watches the index up to which the applied state is durable.
+    pub fn durable_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.durable.subscribe()
     }
 
     /// The live metrics engine (replaced when a snapshot is installed).
@@ -320,7 +334,14 @@ impl StateMachine {
             &engine_dir(&self.shared.dir, seq).join("APPLIED"),
             APPLIED_MAGIC,
             &b,
-        )
+        )?;
+        let idx = la.map_or(0, |l| l.index);
+        self.shared.durable.send_if_modified(|d| {
+            let up = idx > *d;
+            *d = (*d).max(idx);
+            up
+        });
+        Ok(())
     }
 
     fn apply_entry(&self, db: &Db, e: &Entry<TypeConfig>) -> Result<Response, SmError> {
@@ -462,6 +483,7 @@ impl StateMachine {
             SNAPSHOT_MAGIC,
             &encode_snapshot_meta(&meta, &files),
         )?;
+        crash_point("snapshot-build");
         let dest = snaps.join(&name);
         fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
         sync_dir(&snaps)?;
@@ -486,34 +508,36 @@ impl StateMachine {
     /// The newest complete snapshot on disk.
     pub fn current_snapshot(&self) -> Result<Option<Snapshot<TypeConfig>>, SmError> {
         let snaps = self.shared.dir.join("snapshots");
-        let mut best: Option<(u64, PathBuf)> = None;
+        let mut dirs: Vec<(u64, PathBuf)> = Vec::new();
         for e in fs::read_dir(&snaps).map_err(|e| io_err(&snaps, e))? {
             let e = e.map_err(|e| io_err(&snaps, e))?;
             let name = e.file_name().to_string_lossy().to_string();
-            if name.ends_with(".tmp") {
-                continue;
-            }
             if let Ok(seq) = u64::from_str_radix(&name, 16) {
-                if best.as_ref().is_none_or(|(b, _)| seq > *b) {
-                    best = Some((seq, e.path()));
-                }
+                dirs.push((seq, e.path()));
             }
         }
-        let Some((_, dir)) = best else {
-            return Ok(None);
-        };
-        let mpath = dir.join("META");
-        let Some(b) = read_sealed(&mpath, SNAPSHOT_MAGIC)? else {
-            return Ok(None);
-        };
-        let (meta, files) = decode_snapshot_meta(&b).map_err(|e| SmError::Corrupt {
-            path: mpath,
-            reason: e.to_string(),
-        })?;
-        Ok(Some(Snapshot {
-            meta,
-            snapshot: Box::new(SnapshotFiles { dir, files }),
-        }))
+        dirs.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        // A snapshot beyond the applied state (installed, then a crash before the engine
+        // switched to it) is not this node's state: openraft requires snapshot ≤ applied.
+        let applied = self.last_applied().map_or(0, |l| l.index);
+        for (_, dir) in dirs {
+            let mpath = dir.join("META");
+            let Some(b) = read_sealed(&mpath, SNAPSHOT_MAGIC)? else {
+                continue;
+            };
+            let (meta, files) = decode_snapshot_meta(&b).map_err(|e| SmError::Corrupt {
+                path: mpath,
+                reason: e.to_string(),
+            })?;
+            if meta.last_log_id.map_or(0, |l| l.index) > applied {
+                continue;
+            }
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(SnapshotFiles { dir, files }),
+            }));
+        }
+        Ok(None)
     }
 
     /// Replaces the engine with the snapshot's state.
@@ -567,6 +591,11 @@ impl StateMachine {
         codec::put_stored_membership(&mut b, &meta.last_membership);
         write_sealed(&edir.join("APPLIED"), APPLIED_MAGIC, &b)?;
         sync_dir(&edir)?;
+        // The snapshot is in place before the engine switches to it: openraft requires the
+        // current snapshot to cover the applied state it finds after a restart.
+        let dest = snaps.join(&name);
+        fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        sync_dir(&snaps)?;
         crash_point("install-before-switch");
         write_sealed(
             &sh.dir.join("CURRENT"),
@@ -575,8 +604,6 @@ impl StateMachine {
         )?;
         crash_point("install-after-switch");
         let db = Db::open(edir.join("tsdb"), sh.opts.clone())?;
-        let dest = snaps.join(&name);
-        fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
         {
             let mut st = sh.state.lock();
             st.engine_seq = new_seq;
@@ -584,6 +611,8 @@ impl StateMachine {
             st.membership = meta.last_membership.clone();
         }
         *sh.db.write() = Arc::new(db);
+        let idx = meta.last_log_id.map_or(0, |l| l.index);
+        sh.durable.send_modify(|d| *d = (*d).max(idx));
         let old = engine_dir(&sh.dir, old_seq);
         fs::remove_dir_all(&old).map_err(|e| io_err(&old, e))?;
         self.remove_snapshots_except(&name)?;

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! o11y-raft-node serve  --id N --listen HOST:PORT --data-dir DIR [--advertise HOST:PORT]
-//!                       [--bootstrap] [--snapshot-every N] [--election-ms MIN:MAX]
+//!                       [--bootstrap] [--snapshot-every N] [--keep-log N] [--segment-bytes N]
+//!                       [--election-ms MIN:MAX]
 //! o11y-raft-node client --addr HOST:PORT status
 //!                       | add-learner ID ADDR | change-membership ID,ID,... | remove ID
 //!                       | write KEY [KEY...]          (series w{key="KEY"} at t=KEY)
@@ -22,7 +23,7 @@ use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
 
 fn usage() -> &'static str {
     "usage:\n  o11y-raft-node serve --id N --listen HOST:PORT --data-dir DIR [--advertise HOST:PORT] \
-     [--bootstrap] [--snapshot-every N] [--election-ms MIN:MAX]\n  o11y-raft-node client --addr \
+     [--bootstrap] [--snapshot-every N] [--keep-log N] [--segment-bytes N] [--election-ms MIN:MAX]\n  o11y-raft-node client --addr \
      HOST:PORT (status | add-learner ID ADDR | change-membership ID,... | remove ID | write KEY... \
      | keys [--linearizable])"
 }
@@ -83,6 +84,12 @@ async fn serve(args: &[String]) -> Result<()> {
     let mut cfg = NodeConfig::new(id, advertise, dir);
     if let Some(n) = flag(args, "--snapshot-every") {
         cfg.snapshot_every_entries = n.parse().context("--snapshot-every")?;
+    }
+    if let Some(n) = flag(args, "--keep-log") {
+        cfg.keep_log_after_snapshot = n.parse().context("--keep-log")?;
+    }
+    if let Some(n) = flag(args, "--segment-bytes") {
+        cfg.log.segment_bytes = n.parse().context("--segment-bytes")?;
     }
     if let Some(e) = flag(args, "--election-ms") {
         let (a, b) = e
