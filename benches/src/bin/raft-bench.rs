@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p o11y-benches --bin raft-bench -- --nodes 3 --batch-bytes 65536
 //!     [--clients 16] [--duration-secs 10] [--rate BATCHES_PER_SEC] [--failovers K]
-//!     [--seed 42] [--dir PATH] [--pool-mib 1536] [--node-bin PATH] [--no-build]
+//!     [--seed 42] [--dir PATH] [--pool-mib 512] [--node-bin PATH] [--no-build]
 //! ```
 //!
 //! ```text
@@ -74,7 +74,7 @@ struct Args {
 
 const USAGE: &str = "raft-bench --nodes 1|3 [--batch-bytes 65536] [--clients 16] \
 [--duration-secs 10] [--rate BATCHES_PER_SEC] [--failovers K] [--seed 42] [--dir PATH] \
-[--pool-mib 1536] [--node-bin PATH] [--no-build]";
+[--pool-mib 512] [--node-bin PATH] [--no-build]";
 
 fn parse() -> Result<Args> {
     let mut a = Args {
@@ -86,7 +86,7 @@ fn parse() -> Result<Args> {
         failovers: 0,
         seed: 42,
         dir: None,
-        pool_mib: 1536,
+        pool_mib: 512,
         node_bin: None,
         build: true,
     };
@@ -646,15 +646,15 @@ async fn client_loop(
 // Failovers
 
 /// Kills the leader `k` times, one after another once the previous victim has caught up;
-/// returns the time from each kill to the first ack of a write sent after it (`None`: writes
-/// did not resume within `FAILOVER_DEADLINE`).
+/// pushes to `out` the time from each kill to the first ack of a write sent after it (`None`:
+/// writes did not resume within `FAILOVER_DEADLINE`).
 async fn failovers(
     sh: Arc<Shared>,
     cluster: Arc<Mutex<Cluster>>,
     k: usize,
     interval: Duration,
-) -> Result<Vec<Option<Duration>>> {
-    let mut out = Vec::with_capacity(k);
+    out: Arc<Mutex<Vec<Option<Duration>>>>,
+) -> Result<()> {
     for round in 0..k {
         tokio::time::sleep(interval).await;
         let mut leader = None;
@@ -675,7 +675,7 @@ async fn failovers(
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         *sh.failover.lock().expect("failover lock") = None;
-        out.push(took);
+        out.lock().expect("failover lock").push(took);
         // Restart the victim and wait until it has caught up with the new leader.
         cluster.lock().expect("cluster lock").nodes[(leader - 1) as usize].start(false)?;
         let victim = &sh.nodes[(leader - 1) as usize].1;
@@ -713,7 +713,7 @@ async fn failovers(
             caught_up.elapsed().as_secs_f64()
         );
     }
-    Ok(out)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -853,13 +853,16 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
     let runners: Vec<_> = (0..args.clients)
         .map(|_| tokio::spawn(client_loop(sh.clone(), schedule, None)))
         .collect();
+    let failover_times = Arc::new(Mutex::new(Vec::new()));
     let driver = (args.failovers > 0).then(|| {
-        let interval = (duration / (args.failovers as u32 + 1)).max(Duration::from_millis(500));
+        // At least a second of writes under each leader before it is killed.
+        let interval = (duration / (args.failovers as u32 + 1)).max(Duration::from_secs(1));
         tokio::spawn(failovers(
             sh.clone(),
             cluster.clone(),
             args.failovers,
             interval,
+            failover_times.clone(),
         ))
     });
     // Stop when the time is up and the failovers are done (or the pool runs out).
@@ -880,10 +883,16 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
     for r in runners {
         records.push(r.await?);
     }
-    let failover_times = match driver {
-        Some(d) => d.await??,
-        None => Vec::new(),
-    };
+    if let Some(d) = driver {
+        if d.is_finished() {
+            d.await??;
+        } else {
+            // The pool ran out (or the hard end came) before the failovers were done.
+            eprintln!("raft-bench: stopping the failovers early");
+            d.abort();
+        }
+    }
+    let failover_times = failover_times.lock().expect("failover lock").clone();
     let elapsed = (t_end - t0).as_secs_f64();
 
     // Figures over the timed window.
@@ -907,7 +916,14 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
     }
     lat.sort_unstable();
 
-    // Every acknowledged batch on every node.
+    // Every acknowledged batch on every node (a node left down by stopped failovers first
+    // comes back).
+    {
+        let mut c = cluster.lock().expect("cluster lock");
+        for n in c.nodes.iter_mut().filter(|n| n.child.is_none()) {
+            n.start(false)?;
+        }
+    }
     let present = markers_per_node(&cluster, &nodes).await?;
     let lost: BTreeSet<u32> = acked
         .iter()
@@ -953,6 +969,7 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
         "pool_exhausted": sh.exhausted.load(Ordering::Relaxed),
         "acked_batches": acked.len(),
         "lost_acked_writes": lost.len(),
+        "failovers_requested": args.failovers,
         "failovers": failover_times.len(),
         "failovers_without_resume": failover_times.iter().filter(|t| t.is_none()).count(),
         "failover_p50_ms": fo_ms(0.5),
