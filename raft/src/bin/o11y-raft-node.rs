@@ -125,16 +125,17 @@ async fn serve(args: &[String]) -> Result<()> {
 }
 
 fn print_status(s: &pb::StatusReply) {
+    let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     println!(
-        "node {} role {} term {} leader {} last_log {} applied {} voters {:?} learners {:?}",
+        "node={} role={} term={} leader={} last_log={} applied={} voters={} learners={}",
         s.node_id,
         s.role,
         s.term,
         s.leader_id,
         s.last_log_index,
         s.applied_index,
-        s.voters,
-        s.learners
+        ids(&s.voters),
+        ids(&s.learners)
     );
 }
 

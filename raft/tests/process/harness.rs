@@ -19,6 +19,8 @@ pub struct Node {
     pub addr: String,
     pub dir: PathBuf,
     pub extra: Vec<String>,
+    /// A command the node runs under (`ip netns exec NS`), empty for none.
+    pub prefix: Vec<String>,
     child: Option<Child>,
 }
 
@@ -29,6 +31,7 @@ impl Node {
             addr,
             dir: root.join(format!("n{id}")),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            prefix: Vec::new(),
             child: None,
         }
     }
@@ -42,7 +45,14 @@ impl Node {
             .append(true)
             .open(self.dir.join("stderr.log"))
             .unwrap();
-        let mut cmd = Proc::new(BIN);
+        let mut cmd = match self.prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Proc::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Proc::new(BIN),
+        };
         cmd.arg("serve")
             .args(["--id", &self.id.to_string(), "--listen", &self.addr])
             .arg("--data-dir")
