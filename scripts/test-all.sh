@@ -10,6 +10,17 @@ else
   echo "conformance data: ../shared/conformance not found; conformance tests will skip"
 fi
 
+# Multi-process Raft tests signal their node processes with kill(1) (procps) and build network
+# namespaces with ip(8) (iproute2); the partition test skips with a message without them.
+missing=()
+command -v kill >/dev/null 2>&1 && [ -x "$(command -v kill)" ] || missing+=(procps)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1) ||
+    echo "could not install ${missing[*]}; the tests that need them skip or fail with a message"
+fi
+
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 # The fuzz crate lives outside the workspace (cargo-fuzz needs nightly to run it); make sure its

@@ -428,7 +428,7 @@ pub fn validate(command: Command, limits: &LabelLimits) -> Validated {
                 }
             }
             Validated {
-                command: (!series.is_empty()).then(|| Command::Metrics {
+                command: (!series.is_empty()).then_some(Command::Metrics {
                     tenant,
                     batch: WriteBatch {
                         series,

@@ -148,3 +148,22 @@ async fn a_new_node_catches_up_from_a_snapshot() {
     propose_retry(&c.node(leader), write(1000, 9999)).await;
     assert_eq!(c.wait_converged(&[1, 2, 3, 4]).await.len(), 151);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_linearizable_read_on_a_follower_sees_every_acknowledged_write() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    let follower = c.node([1, 2, 3].into_iter().find(|i| *i != leader).unwrap());
+    for key in 0..30u64 {
+        propose_retry(&c.node(leader), write(key, 1000 + key as i64)).await;
+        // Right after the acknowledgement: the read index makes the follower wait until it
+        // has applied everything the leader had committed.
+        follower.read_barrier().await.unwrap();
+        assert_eq!(dump(&follower).len() as u64, key + 1, "after write {key}");
+    }
+    // Without a leader there is no read index: the read fails retriably.
+    c.router.isolate(follower.id());
+    let err = follower.read_barrier().await.unwrap_err();
+    assert!(err.is_retriable(), "{err}");
+    c.router.heal();
+}
