@@ -13,7 +13,7 @@ fi
 # Multi-process Raft tests signal their node processes with kill(1) (procps) and build network
 # namespaces with ip(8) (iproute2); the partition test skips with a message without them.
 missing=()
-command -v kill >/dev/null 2>&1 && [ -x "$(command -v kill)" ] || missing+=(procps)
+[ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
