@@ -647,13 +647,14 @@ async fn client_loop(
 
 /// Kills the leader `k` times, one after another once the previous victim has caught up;
 /// pushes to `out` the time from each kill to the first ack of a write sent after it (`None`:
-/// writes did not resume within `FAILOVER_DEADLINE`).
+/// writes did not resume within `FAILOVER_DEADLINE`) and to the first status of another node
+/// as leader (polled while no write has been acknowledged yet).
 async fn failovers(
     sh: Arc<Shared>,
     cluster: Arc<Mutex<Cluster>>,
     k: usize,
     interval: Duration,
-    out: Arc<Mutex<Vec<Option<Duration>>>>,
+    out: Arc<Mutex<Vec<(Option<Duration>, Option<Duration>)>>>,
 ) -> Result<()> {
     for round in 0..k {
         tokio::time::sleep(interval).await;
@@ -667,15 +668,22 @@ async fn failovers(
         *sh.failover.lock().expect("failover lock") = Some((kill, None));
         cluster.lock().expect("cluster lock").nodes[(leader - 1) as usize].kill9();
         let mut took = None;
+        let mut elected = None;
         while kill.elapsed() < FAILOVER_DEADLINE {
             if let Some((_, Some(first))) = *sh.failover.lock().expect("failover lock") {
                 took = Some(first - kill);
                 break;
             }
+            if elected.is_none() {
+                // A node other than the victim reports itself leader.
+                if find_leader(&sh.nodes).await.is_some_and(|l| l != leader) {
+                    elected = Some(kill.elapsed());
+                }
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         *sh.failover.lock().expect("failover lock") = None;
-        out.lock().expect("failover lock").push(took);
+        out.lock().expect("failover lock").push((took, elected));
         // Restart the victim and wait until it has caught up with the new leader.
         cluster.lock().expect("cluster lock").nodes[(leader - 1) as usize].start(false)?;
         let victim = &sh.nodes[(leader - 1) as usize].1;
@@ -706,9 +714,10 @@ async fn failovers(
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         eprintln!(
-            "raft-bench: failover {}: killed leader {leader}, writes resumed after {}, \
-             restarted node caught up in {:.1} s",
+            "raft-bench: failover {}: killed leader {leader}, new leader seen after {}, writes \
+             resumed after {}, restarted node caught up in {:.1} s",
             round + 1,
+            elected.map_or("—".to_string(), |d| format!("{} ms", d.as_millis())),
             took.map_or("—".to_string(), |d| format!("{} ms", d.as_millis())),
             caught_up.elapsed().as_secs_f64()
         );
@@ -938,14 +947,19 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
         );
     }
 
-    let mut fo: Vec<Duration> = failover_times.iter().flatten().copied().collect();
-    fo.sort();
-    let fo_ms = |p: f64| -> serde_json::Value {
-        if fo.is_empty() {
+    let sorted = |v: Vec<Option<Duration>>| {
+        let mut v: Vec<Duration> = v.into_iter().flatten().collect();
+        v.sort();
+        v
+    };
+    let fo = sorted(failover_times.iter().map(|f| f.0).collect());
+    let el = sorted(failover_times.iter().map(|f| f.1).collect());
+    let ms = |v: &[Duration], p: f64| -> serde_json::Value {
+        if v.is_empty() {
             return serde_json::Value::Null;
         }
-        let i = ((fo.len() as f64 * p).ceil() as usize).clamp(1, fo.len()) - 1;
-        serde_json::json!(fo[i].as_millis() as u64)
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        serde_json::json!(v[i].as_millis() as u64)
     };
     let out = serde_json::json!({
         "nodes": args.nodes,
@@ -971,9 +985,11 @@ async fn run(args: Args, bin: PathBuf) -> Result<()> {
         "lost_acked_writes": lost.len(),
         "failovers_requested": args.failovers,
         "failovers": failover_times.len(),
-        "failovers_without_resume": failover_times.iter().filter(|t| t.is_none()).count(),
-        "failover_p50_ms": fo_ms(0.5),
-        "failover_max_ms": fo_ms(1.0),
+        "failovers_without_resume": failover_times.iter().filter(|t| t.0.is_none()).count(),
+        "failover_p50_ms": ms(&fo, 0.5),
+        "failover_max_ms": ms(&fo, 1.0),
+        "election_p50_ms": ms(&el, 0.5),
+        "election_max_ms": ms(&el, 1.0),
     });
     drop(cluster);
     println!("{out}");
