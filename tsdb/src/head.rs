@@ -440,8 +440,8 @@ impl HeadData {
         // Appending is bound by cache misses (hash table, series, label ids, open chunk), so
         // series are resolved in stages over the whole batch, each stage prefetching what the
         // next one reads, so that the misses overlap:
-        //   1. hash the labels (batch memory only), prefetch the series array slot of the
-        //      hash table's candidate;
+        //   1. hash the labels (batch memory only); look the hashes up in a loop of lookups
+        //      only, prefetching the series array slot of each candidate;
         //   2. prefetch the candidate's label ids and open chunk;
         //   3. check the candidate's labels; anything else (new series, collisions, labels
         //      not in canonical form) takes the general path;
@@ -451,8 +451,10 @@ impl HeadData {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut hashes = std::mem::take(&mut self.hash_scratch);
         hashes.clear();
+        // Labels are hashed as given: a candidate whose stored labels equal them exactly proves
+        // them canonical (stored labels are); anything else takes the general path.
         hashes.extend(batch.iter().map(|s| {
-            if s.samples.is_empty() || !canonical(&s.labels) {
+            if s.samples.is_empty() {
                 None
             } else {
                 Some(hash_pairs(
