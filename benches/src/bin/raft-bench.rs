@@ -645,6 +645,9 @@ async fn client_loop(
 // ---------------------------------------------------------------------------------------------
 // Failovers
 
+/// Per kill: time until writes resumed, time until another node reported itself leader.
+type FailoverTimes = (Option<Duration>, Option<Duration>);
+
 /// Kills the leader `k` times, one after another once the previous victim has caught up;
 /// pushes to `out` the time from each kill to the first ack of a write sent after it (`None`:
 /// writes did not resume within `FAILOVER_DEADLINE`) and to the first status of another node
@@ -654,7 +657,7 @@ async fn failovers(
     cluster: Arc<Mutex<Cluster>>,
     k: usize,
     interval: Duration,
-    out: Arc<Mutex<Vec<(Option<Duration>, Option<Duration>)>>>,
+    out: Arc<Mutex<Vec<FailoverTimes>>>,
 ) -> Result<()> {
     for round in 0..k {
         tokio::time::sleep(interval).await;
