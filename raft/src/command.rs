@@ -670,6 +670,6 @@ mod tests {
             },
             &LabelLimits::default(),
         );
-        assert!(v.refused.unwrap().contains("regex"));
+        assert!(v.refused.unwrap().contains("invalid regular expression"));
     }
 }

@@ -167,3 +167,20 @@ async fn a_linearizable_read_on_a_follower_sees_every_acknowledged_write() {
     assert!(err.is_retriable(), "{err}");
     c.router.heal();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_a_node_shrinks_the_cluster_and_writes_go_on() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    propose_retry(&c.node(leader), write(1, 1000)).await;
+    let gone = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    c.node(leader).remove_node(gone).await.unwrap();
+    let st = c.node(leader).status();
+    assert!(!st.voters.contains(&gone) && !st.learners.contains(&gone), "{st:?}");
+    assert_eq!(st.voters.len(), 2);
+    // With the node gone (crashed for good), the two remaining voters still make a quorum.
+    c.crash(gone).await;
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != gone).collect();
+    propose_retry(&c.node(leader), write(2, 2000)).await;
+    assert_eq!(c.wait_converged(&rest).await.len(), 2);
+}
