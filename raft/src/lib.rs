@@ -31,7 +31,7 @@ pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
 pub use network::{PeerClient, Transport};
 pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};
 pub use sim::SimRouter;
-pub use state_machine::{SmError, SnapshotFileInfo, SnapshotFiles, StateMachine};
+pub use state_machine::{CheckpointPolicy, SmError, SnapshotFileInfo, SnapshotFiles, StateMachine};
 
 openraft::declare_raft_types!(
     /// Type configuration of O11y's Raft group.

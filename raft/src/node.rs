@@ -44,6 +44,8 @@ pub struct NodeConfig {
     pub election_max_ms: u64,
     /// Build a snapshot (and purge the log behind it) after this many entries.
     pub snapshot_every_entries: u64,
+    /// When the engine is checkpointed between snapshots (bounds the replay after a crash).
+    pub checkpoint: crate::state_machine::CheckpointPolicy,
     /// Entries kept in the log behind a snapshot, so that a briefly lagging follower catches
     /// up from the log instead of a snapshot.
     pub keep_log_after_snapshot: u64,
@@ -73,6 +75,7 @@ impl NodeConfig {
             election_max_ms: 500,
             snapshot_every_entries: 20_000,
             keep_log_after_snapshot: 1000,
+            checkpoint: Default::default(),
             max_entry_bytes: 1 << 20,
             max_inflight: 64,
             propose_timeout: Duration::from_secs(5),
@@ -158,6 +161,7 @@ impl RaftNode {
         }
         let sm = StateMachine::open(cfg.dir.join("sm"), cfg.tsdb.clone())?;
         log.set_purge_gate(sm.durable_index());
+        sm.set_checkpoint_policy(cfg.checkpoint);
         let rcfg = openraft::Config {
             cluster_name: "o11y".into(),
             heartbeat_interval: cfg.heartbeat_ms,

@@ -18,8 +18,10 @@
 //!
 //! Persistence: the engine records the applied index in its own checkpoint; `APPLIED` records
 //! the log id and membership for it. Both are written under the apply gate when a snapshot is
-//! built and at shutdown. After a crash openraft re-applies from `APPLIED` (entries the engine
-//! already holds are skipped by index).
+//! built, at shutdown, and by the [`CheckpointPolicy`] (every few thousand entries, 32 MiB of
+//! payload or 10 s of applying), which bounds what a node re-applies after a crash. After a
+//! crash openraft re-applies from `APPLIED` (entries the engine already holds are skipped by
+//! index).
 //!
 //! Snapshot install: files are linked (copied when the engine appends to them) into a new
 //! engine directory and into `snapshots/`, `APPLIED` is written, the snapshot is renamed into
@@ -188,6 +190,28 @@ struct SmState {
     membership: StoredMembership<u64, BasicNode>,
     engine_seq: u64,
     snapshot_seq: u64,
+    /// Entries and payload bytes applied since the last checkpoint, and when it was.
+    since_checkpoint: (u64, u64),
+    last_checkpoint: std::time::Instant,
+}
+
+/// When the state machine checkpoints the engine on its own (between snapshots), bounding
+/// how much log a node re-applies after a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    pub every_entries: u64,
+    pub every_bytes: u64,
+    pub every: std::time::Duration,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy {
+            every_entries: 5_000,
+            every_bytes: 32 << 20,
+            every: std::time::Duration::from_secs(10),
+        }
+    }
 }
 
 struct Shared {
@@ -202,6 +226,7 @@ struct Shared {
     /// store purges no entry above it, so a crash never leaves a gap between the durable
     /// state and the log.
     durable: tokio::sync::watch::Sender<u64>,
+    policy: Mutex<CheckpointPolicy>,
 }
 
 /// The state machine. Clones share it; one clone is owned by openraft, others serve reads.
@@ -282,11 +307,19 @@ impl StateMachine {
                     membership,
                     engine_seq,
                     snapshot_seq,
+                    since_checkpoint: (0, 0),
+                    last_checkpoint: std::time::Instant::now(),
                 }),
+                policy: Mutex::new(CheckpointPolicy::default()),
                 gate: Mutex::new(()),
                 durable: tokio::sync::watch::Sender::new(last_applied.map_or(0, |l| l.index)),
             }),
         })
+    }
+
+    /// Sets when the engine is checkpointed between snapshots.
+    pub fn set_checkpoint_policy(&self, p: CheckpointPolicy) {
+        *self.shared.policy.lock() = p;
     }
 
     /// Watches the index up to which the applied state is durable.
@@ -324,7 +357,9 @@ impl StateMachine {
 
     fn write_applied(&self) -> Result<(), SmError> {
         let (la, m, seq) = {
-            let st = self.shared.state.lock();
+            let mut st = self.shared.state.lock();
+            st.since_checkpoint = (0, 0);
+            st.last_checkpoint = std::time::Instant::now();
             (st.last_applied, st.membership.clone(), st.engine_seq)
         };
         let mut b = Vec::new();
@@ -677,14 +712,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let _g = self.shared.gate.lock();
         let db = self.db();
         let mut out = Vec::new();
+        let policy = *self.shared.policy.lock();
+        let mut due = false;
         for e in entries {
             let r = self.apply_entry(&db, &e).map_err(|err| sm_err(err, true))?;
             let mut st = self.shared.state.lock();
             st.last_applied = Some(e.log_id);
-            if let EntryPayload::Membership(m) = &e.payload {
-                st.membership = StoredMembership::new(Some(e.log_id), m.clone());
+            st.since_checkpoint.0 += 1;
+            match &e.payload {
+                EntryPayload::Membership(m) => {
+                    st.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                }
+                EntryPayload::Normal(req) => st.since_checkpoint.1 += req.as_bytes().len() as u64,
+                EntryPayload::Blank => {}
             }
+            due |= st.since_checkpoint.0 >= policy.every_entries
+                || st.since_checkpoint.1 >= policy.every_bytes
+                || st.last_checkpoint.elapsed() >= policy.every;
             out.push(r);
+        }
+        // Bound the replay after a crash: the engine's checkpoint plus APPLIED make everything
+        // applied so far durable (and let the log be purged up to here).
+        if due {
+            self.checkpoint_locked().map_err(|err| sm_err(err, true))?;
         }
         Ok(out)
     }

@@ -176,7 +176,10 @@ async fn removing_a_node_shrinks_the_cluster_and_writes_go_on() {
     let gone = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
     c.node(leader).remove_node(gone).await.unwrap();
     let st = c.node(leader).status();
-    assert!(!st.voters.contains(&gone) && !st.learners.contains(&gone), "{st:?}");
+    assert!(
+        !st.voters.contains(&gone) && !st.learners.contains(&gone),
+        "{st:?}"
+    );
     assert_eq!(st.voters.len(), 2);
     // With the node gone (crashed for good), the two remaining voters still make a quorum.
     c.crash(gone).await;

@@ -232,10 +232,7 @@ fn concurrent_appends_share_fsyncs() {
             t.await.unwrap();
         }
         let fsyncs = log.fsyncs() - before;
-        assert!(
-            (1..50).contains(&fsyncs),
-            "{fsyncs} fsyncs for 200 appends"
-        );
+        assert!((1..50).contains(&fsyncs), "{fsyncs} fsyncs for 200 appends");
         drop(log);
         let (mut log, _) = LogStore::open(dir.path(), LogOptions::default()).unwrap();
         assert_eq!(indexes(&mut log).await, (1..=200).collect::<Vec<_>>());
