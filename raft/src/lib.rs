@@ -23,6 +23,7 @@ pub mod command;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod sealed;
 pub mod sim;
 pub mod state_machine;
 

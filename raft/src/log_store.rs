@@ -44,6 +44,7 @@ use parking_lot::{Condvar, Mutex};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::codec::{self, Reader};
+use crate::sealed::{self, SealedError};
 use crate::TypeConfig;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"O11YRLOG";
@@ -54,7 +55,6 @@ const KIND_ENTRY: u8 = 1;
 const KIND_COMMITTED: u8 = 2;
 const VOTE_MAGIC: &[u8; 8] = b"O11YVOTE";
 const PURGED_MAGIC: &[u8; 8] = b"O11YPRGD";
-const SEALED_VERSION: u16 = 1;
 
 /// Log storage errors.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,23 @@ pub enum LogError {
         offset: u64,
         reason: String,
     },
+}
+
+impl From<SealedError> for LogError {
+    fn from(e: SealedError) -> Self {
+        match e {
+            SealedError::Io { path, source } => LogError::Io { path, source },
+            SealedError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => LogError::Corrupt {
+                path,
+                offset,
+                reason,
+            },
+        }
+    }
 }
 
 fn io_err(path: &Path, source: io::Error) -> LogError {
@@ -183,47 +200,8 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.seg"))
 }
 
-fn write_sealed(path: &Path, magic: &[u8; 8], payload: &[u8]) -> Result<(), LogError> {
-    let mut b = Vec::with_capacity(payload.len() + 18);
-    b.extend_from_slice(magic);
-    b.extend_from_slice(&SEALED_VERSION.to_le_bytes());
-    b.extend_from_slice(payload);
-    let sum = xxh3_64(&b);
-    b.extend_from_slice(&sum.to_le_bytes());
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(&b).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-fn read_sealed(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, LogError> {
-    let data = match fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path, e)),
-    };
-    if data.len() < 18 || &data[..8] != magic {
-        return Err(corrupt(path, 0, "bad magic or short file"));
-    }
-    let version = u16::from_le_bytes([data[8], data[9]]);
-    if version != SEALED_VERSION {
-        return Err(corrupt(path, 8, format!("unsupported version {version}")));
-    }
-    let (body, sum) = data.split_at(data.len() - 8);
-    if xxh3_64(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
-        return Err(corrupt(path, body.len() as u64, "checksum mismatch"));
-    }
-    Ok(Some(body[10..].to_vec()))
-}
-
 fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(dir, e))
+    sealed::sync_dir(dir).map_err(LogError::from)
 }
 
 fn record(kind: u8, payload: &[u8], out: &mut Vec<u8>) {
@@ -262,7 +240,7 @@ impl LogStore {
     ) -> Result<(LogStore, OpenReport), LogError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
-        let vote = match read_sealed(&dir.join("vote"), VOTE_MAGIC)? {
+        let vote = match sealed::read(&dir.join("vote"), VOTE_MAGIC)? {
             Some(b) => {
                 let mut r = Reader::new("vote", &b);
                 let v = codec::vote(&mut r)
@@ -271,7 +249,7 @@ impl LogStore {
             }
             None => None,
         };
-        let purged = match read_sealed(&dir.join("purged"), PURGED_MAGIC)? {
+        let purged = match sealed::read(&dir.join("purged"), PURGED_MAGIC)? {
             Some(b) => {
                 let mut r = Reader::new("purge point", &b);
                 codec::opt_log_id(&mut r)
@@ -716,7 +694,7 @@ impl LogStore {
         let sh = &self.shared;
         let mut payload = Vec::new();
         codec::put_opt_log_id(&mut payload, &Some(log_id));
-        write_sealed(&sh.dir.join("purged"), PURGED_MAGIC, &payload)?;
+        sealed::write(&sh.dir.join("purged"), PURGED_MAGIC, &payload)?;
         crash_point("purge-after-mark");
         let mut st = sh.state.lock();
         st.purged = Some(log_id);
@@ -852,7 +830,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError<u64>> {
         let mut payload = Vec::new();
         codec::put_vote(&mut payload, vote);
-        write_sealed(&self.shared.dir.join("vote"), VOTE_MAGIC, &payload).map_err(|e| {
+        sealed::write(&self.shared.dir.join("vote"), VOTE_MAGIC, &payload).map_err(|e| {
             StorageError::IO {
                 source: StorageIOError::write_vote(AnyError::new(&e)),
             }

@@ -45,17 +45,16 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use parking_lot::{Mutex, RwLock};
-use xxhash_rust::xxh3::xxh3_64;
 
 use crate::codec::{self, put_str, put_u8, put_uvarint, Reader};
 use crate::command::{Command, CommandResult, ItemRejection, Response};
 use crate::log_store::crash_point;
+use crate::sealed::{self, SealedError};
 use crate::TypeConfig;
 
 const CURRENT_MAGIC: &[u8; 8] = b"O11YSMCR";
 const APPLIED_MAGIC: &[u8; 8] = b"O11YSMAP";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"O11YSNAP";
-const SEALED_VERSION: u16 = 1;
 
 /// State machine errors.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +69,22 @@ pub enum SmError {
     Corrupt { path: PathBuf, reason: String },
     #[error(transparent)]
     Engine(#[from] o11y_tsdb::Error),
+}
+
+impl From<SealedError> for SmError {
+    fn from(e: SealedError) -> Self {
+        match e {
+            SealedError::Io { path, source } => SmError::Io { path, source },
+            SealedError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => SmError::Corrupt {
+                path,
+                reason: format!("at byte {offset}: {reason}"),
+            },
+        }
+    }
 }
 
 fn io_err(path: &Path, source: io::Error) -> SmError {
@@ -96,51 +111,16 @@ pub struct SnapshotFiles {
     pub files: Vec<SnapshotFileInfo>,
 }
 
-pub(crate) fn write_sealed(path: &Path, magic: &[u8; 8], payload: &[u8]) -> Result<(), SmError> {
-    let mut b = Vec::with_capacity(payload.len() + 18);
-    b.extend_from_slice(magic);
-    b.extend_from_slice(&SEALED_VERSION.to_le_bytes());
-    b.extend_from_slice(payload);
-    let sum = xxh3_64(&b);
-    b.extend_from_slice(&sum.to_le_bytes());
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        let mut f = fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        f.write_all(&b).map_err(|e| io_err(&tmp, e))?;
-        f.sync_all().map_err(|e| io_err(&tmp, e))?;
-    }
-    fs::rename(&tmp, path).map_err(|e| io_err(path, e))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+fn write_sealed(path: &Path, magic: &[u8; 8], payload: &[u8]) -> Result<(), SmError> {
+    sealed::write(path, magic, payload).map_err(SmError::from)
 }
 
-pub(crate) fn read_sealed(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, SmError> {
-    let data = match fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path, e)),
-    };
-    let bad = |reason: &str| SmError::Corrupt {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    };
-    if data.len() < 18 || &data[..8] != magic {
-        return Err(bad("bad magic or short file"));
-    }
-    if u16::from_le_bytes([data[8], data[9]]) != SEALED_VERSION {
-        return Err(bad("unsupported version"));
-    }
-    let (body, sum) = data.split_at(data.len() - 8);
-    if xxh3_64(body) != u64::from_le_bytes(sum.try_into().expect("8 bytes")) {
-        return Err(bad("checksum mismatch"));
-    }
-    Ok(Some(body[10..].to_vec()))
+fn read_sealed(path: &Path, magic: &[u8; 8]) -> Result<Option<Vec<u8>>, SmError> {
+    sealed::read(path, magic).map_err(SmError::from)
 }
 
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), SmError> {
-    fs::File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| io_err(dir, e))
+fn sync_dir(dir: &Path) -> Result<(), SmError> {
+    sealed::sync_dir(dir).map_err(SmError::from)
 }
 
 pub(crate) fn encode_snapshot_meta(
@@ -551,7 +531,7 @@ impl StateMachine {
                 dirs.push((seq, e.path()));
             }
         }
-        dirs.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        dirs.sort_unstable_by_key(|d| std::cmp::Reverse(d.0));
         // A snapshot beyond the applied state (installed, then a crash before the engine
         // switched to it) is not this node's state: openraft requires snapshot ≤ applied.
         let applied = self.last_applied().map_or(0, |l| l.index);
