@@ -112,12 +112,16 @@ async fn serve(args: &[String]) -> Result<()> {
     let server = tokio::spawn(network::serve(node.clone(), listener, async {
         let _ = stop_rx.await;
     }));
-    eprintln!("o11y-raft-node {id}: serving on {listen}");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    eprintln!("o11y-raft-node {id}: serving on {listen}");
+    // Only a signal stops the node (a failed handler registration is an error at startup
+    // above, never a silent exit here).
+    let sig = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    eprintln!("o11y-raft-node {id}: {sig}, shutting down");
     let _ = stop_tx.send(());
     let _ = server.await;
     node.shutdown().await.context("shutdown")?;
