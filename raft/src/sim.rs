@@ -213,3 +213,24 @@ impl SimRouter {
         n.read_index_local().await
     }
 }
+
+/// The write the cluster tests and the node binary's client use: series `w{key="KEY"}` of the
+/// default tenant with one sample (`t`, value `key`). Each key is a distinct series, so a
+/// checker can tell exactly which acknowledged writes a node holds.
+pub fn key_write(key: u64, t: i64) -> crate::command::Command {
+    use o11y_tsdb::labels::Label;
+    use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
+    crate::command::Command::Metrics {
+        tenant: DEFAULT_TENANT.into(),
+        batch: WriteBatch {
+            series: vec![SeriesSamples {
+                labels: vec![
+                    Label::new("__name__", "w"),
+                    Label::new("key", key.to_string()),
+                ],
+                samples: vec![Sample { t, v: key as f64 }],
+            }],
+            received_ms: None,
+        },
+    }
+}

@@ -18,8 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use o11y_raft::network::{self, PeerClient};
 use o11y_raft::{pb, Command, CommandResult, NodeConfig, RaftNode, Transport};
-use o11y_tsdb::labels::Label;
-use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
+use o11y_tsdb::DEFAULT_TENANT;
 
 fn usage() -> &'static str {
     "usage:\n  o11y-raft-node serve --id N --listen HOST:PORT --data-dir DIR [--advertise HOST:PORT] \
@@ -144,23 +143,8 @@ fn print_status(s: &pb::StatusReply) {
 }
 
 /// The test write: series `w{key="KEY"}` with one sample at t = KEY.
-pub fn key_write(key: u64) -> Command {
-    Command::Metrics {
-        tenant: DEFAULT_TENANT.into(),
-        batch: WriteBatch {
-            series: vec![SeriesSamples {
-                labels: vec![
-                    Label::new("__name__", "w"),
-                    Label::new("key", key.to_string()),
-                ],
-                samples: vec![Sample {
-                    t: key as i64,
-                    v: key as f64,
-                }],
-            }],
-            received_ms: None,
-        },
-    }
+fn key_write(key: u64) -> Command {
+    o11y_raft::sim::key_write(key, key as i64)
 }
 
 async fn client(args: &[String]) -> Result<()> {

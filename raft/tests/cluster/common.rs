@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use o11y_raft::{Command, CommandResult, NodeConfig, RaftNode, SimRouter, Transport};
-use o11y_tsdb::labels::Label;
 use o11y_tsdb::matcher::{MatchOp, Matcher};
-use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
+use o11y_tsdb::DEFAULT_TENANT;
 use tempfile::TempDir;
 
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -154,21 +153,9 @@ pub fn dump(node: &RaftNode) -> Vec<(String, Vec<(i64, u64)>)> {
         .collect()
 }
 
-/// One write: series `w{key}` with one sample.
+/// One write: series `w{key}` with one sample at `t`.
 pub fn write(key: u64, t: i64) -> Command {
-    Command::Metrics {
-        tenant: DEFAULT_TENANT.into(),
-        batch: WriteBatch {
-            series: vec![SeriesSamples {
-                labels: vec![
-                    Label::new("__name__", "w"),
-                    Label::new("key", key.to_string()),
-                ],
-                samples: vec![Sample { t, v: key as f64 }],
-            }],
-            received_ms: None,
-        },
-    }
+    o11y_raft::sim::key_write(key, t)
 }
 
 /// Proposes through `node`, retrying retriable errors until the deadline.

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use o11y_raft::pb::{self, admin_request::Op};
 use o11y_raft::{Command, CommandResult, PeerClient};
-use o11y_tsdb::labels::Label;
-use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
+use o11y_tsdb::DEFAULT_TENANT;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_o11y-raft-node");
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -306,22 +305,7 @@ pub async fn dump(c: &PeerClient) -> Result<Dump, tonic::Status> {
 
 /// The write for `key`: series `w{key="KEY"}`, one sample at t = KEY.
 pub fn key_write(key: u64) -> Command {
-    Command::Metrics {
-        tenant: DEFAULT_TENANT.into(),
-        batch: WriteBatch {
-            series: vec![SeriesSamples {
-                labels: vec![
-                    Label::new("__name__", "w"),
-                    Label::new("key", key.to_string()),
-                ],
-                samples: vec![Sample {
-                    t: key as i64,
-                    v: key as f64,
-                }],
-            }],
-            received_ms: None,
-        },
-    }
+    o11y_raft::sim::key_write(key, key as i64)
 }
 
 /// Writes `key` through `c`; true when acknowledged (written and applied on a quorum).
