@@ -10,11 +10,9 @@
 //! `decode_samples_per_sec`), then the median. On a busy machine the wall time includes waiting
 //! for a CPU, so the thread's CPU time (Linux schedstat) is printed too, with its own median.
 
-use std::time::Instant;
-
 use anyhow::{Context, Result};
-use o11y_tsdb::matcher::{MatchOp, Matcher};
-use o11y_tsdb::{Db, Options, DEFAULT_TENANT};
+use o11y_benches::scan::full_scan;
+use o11y_tsdb::{Db, Options};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -26,35 +24,13 @@ fn main() -> Result<()> {
     };
     let db = Db::open(&dir, opts)?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let all = Matcher::new(MatchOp::Regex, "__name__", ".+")?;
     let mut rates = Vec::new();
     for _ in 0..runs {
         let (count, select, total, cpu) = pool.install(|| -> Result<_> {
             let cpu0 = thread_cpu_ns();
-            let t0 = Instant::now();
-            let series = db.select(
-                DEFAULT_TENANT,
-                std::slice::from_ref(&all),
-                i64::MIN,
-                i64::MAX,
-            )?;
-            let select = t0.elapsed();
-            let mut count = 0u64;
-            let mut sum = 0.0f64;
-            for s in &series {
-                let mut it = s.iter();
-                for (_, v) in &mut it {
-                    count += 1;
-                    sum += v;
-                }
-                if let Some(e) = it.take_err() {
-                    return Err(e.into());
-                }
-            }
-            let total = t0.elapsed();
+            let scan = full_scan(&db)?;
             let cpu = thread_cpu_ns().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
-            std::hint::black_box(sum);
-            Ok((count, select, total, cpu))
+            Ok((scan.samples, scan.select, scan.total, cpu))
         })?;
         let rate = count as f64 / total.as_secs_f64();
         let cpu_rate = cpu.map_or(f64::NAN, |ns| count as f64 / (ns as f64 / 1e9));

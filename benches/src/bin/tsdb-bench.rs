@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use o11y_benches::node::NodeExporterGen;
 use o11y_benches::rss::trimmed_rss_bytes;
+use o11y_benches::scan::{full_scan, Scan};
 use o11y_tsdb::chunk::{encode, encode_best, Encoding, MAX_SAMPLES_PER_CHUNK};
-use o11y_tsdb::matcher::{MatchOp, Matcher};
 use o11y_tsdb::{Db, Options, DEFAULT_TENANT};
 
 struct Args {
@@ -156,30 +156,13 @@ fn main() -> Result<()> {
 
     // Full scan on one thread.
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let all = Matcher::new(MatchOp::Regex, "__name__", ".+")?;
     let (scanned, scan_time, xor_bytes) = pool.install(|| -> Result<(u64, Duration, u64)> {
-        let t0 = Instant::now();
-        let series = db.select(
-            DEFAULT_TENANT,
-            std::slice::from_ref(&all),
-            i64::MIN,
-            i64::MAX,
-        )?;
-        let select_time = t0.elapsed();
-        let mut count = 0u64;
-        let mut sum = 0.0f64;
-        for s in &series {
-            let mut it = s.iter();
-            for (_, v) in &mut it {
-                count += 1;
-                sum += v;
-            }
-            if let Some(e) = it.take_err() {
-                return Err(e.into());
-            }
-        }
-        let elapsed = t0.elapsed();
-        std::hint::black_box(sum);
+        let Scan {
+            series,
+            samples: count,
+            select: select_time,
+            total: elapsed,
+        } = full_scan(&db)?;
         eprintln!("scan: select {select_time:?}, total {elapsed:?}");
         // Baseline: the same samples in plain Gorilla XOR chunks of 120 samples.
         let mut xor = 0u64;
