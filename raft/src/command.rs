@@ -484,12 +484,15 @@ fn refused(reason: String) -> Validated {
     }
 }
 
-/// Maps an engine rejection (numbered within the validated batch) to the caller's numbering.
-pub fn map_rejection(r: &Rejection, kept: &[u32]) -> ItemRejection {
-    ItemRejection {
-        series: kept.get(r.series).copied().unwrap_or(r.series as u32),
-        sample: r.sample.map(|s| s as u32),
-        reason: r.reason.to_string(),
+/// An engine rejection, still numbered within the proposed (validated) batch; the proposer
+/// maps `series` back through [`Validated::kept`].
+impl From<&Rejection> for ItemRejection {
+    fn from(r: &Rejection) -> Self {
+        ItemRejection {
+            series: r.series as u32,
+            sample: r.sample.map(|s| s as u32),
+            reason: r.reason.to_string(),
+        }
     }
 }
 

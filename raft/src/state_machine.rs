@@ -425,15 +425,7 @@ impl StateMachine {
                     Ok(OpOutcome::Written(r)) => CommandResult::Written {
                         samples_accepted: r.samples_accepted,
                         series_created: r.series_created,
-                        rejections: r
-                            .rejections
-                            .iter()
-                            .map(|x| ItemRejection {
-                                series: x.series as u32,
-                                sample: x.sample.map(|s| s as u32),
-                                reason: x.reason.to_string(),
-                            })
-                            .collect(),
+                        rejections: r.rejections.iter().map(ItemRejection::from).collect(),
                     },
                     Ok(OpOutcome::Deleted(n)) => CommandResult::Deleted { series: *n },
                     Ok(OpOutcome::AlreadyApplied) => CommandResult::Written {
