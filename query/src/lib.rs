@@ -1,1 +1,4 @@
-//! Query engines: PromQL, LogQL and TraceQL (not built yet).
+//! Query engines. [`promql`] is PromQL over the metrics engine (`o11y-tsdb`); LogQL and
+//! TraceQL join it here.
+
+pub mod promql;

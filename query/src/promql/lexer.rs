@@ -1,0 +1,1 @@
+//! PromQL lexer (CONTRACT STUB: being implemented).

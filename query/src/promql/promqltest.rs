@@ -1,0 +1,1 @@
+//! Runner for Prometheus's `promqltest` script format (CONTRACT STUB: being implemented).
