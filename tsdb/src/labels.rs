@@ -457,7 +457,7 @@ pub(crate) fn excerpt_n(s: &str, max_chars: usize) -> String {
 /// "Printable" follows Go's `unicode.IsPrint` for controls, separators other than the ASCII
 /// space, format characters and private-use characters; unassigned code points are kept
 /// as is (Go would escape them).
-pub(crate) fn write_go_quoted(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
+pub fn write_go_quoted(w: &mut impl fmt::Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     let mut start = 0;
     for (i, c) in s.char_indices() {

@@ -141,3 +141,20 @@ impl fmt::Display for Series {
         Ok(())
     }
 }
+
+/// A label set as Go's `labels.Labels.String()` prints it in error messages:
+/// `{__name__="up", job="node"}`.
+pub fn labels_string(l: &Labels) -> String {
+    let mut s = String::from("{");
+    for (i, lab) in l.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&lab.name);
+        s.push('=');
+        // Writing into a String cannot fail.
+        let _ = o11y_tsdb::labels::write_go_quoted(&mut s, &lab.value);
+    }
+    s.push('}');
+    s
+}
