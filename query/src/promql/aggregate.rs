@@ -44,5 +44,8 @@ pub fn aggregate(
     _input: Matrix,
     _annotations: &mut Annotations,
 ) -> Result<Matrix, QueryError> {
-    Err(QueryError::Execution(format!("aggregation {} is not available yet", call.op)))
+    Err(QueryError::Execution(format!(
+        "aggregation {} is not available yet",
+        call.op
+    )))
 }

@@ -103,7 +103,8 @@ impl Expr {
             Expr::MatrixSelector(_) | Expr::Subquery(_) => ValueType::Matrix,
             Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => expr.value_type(),
             Expr::Binary(b) => {
-                if b.lhs.value_type() == ValueType::Scalar && b.rhs.value_type() == ValueType::Scalar
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
                 {
                     ValueType::Scalar
                 } else {
@@ -446,7 +447,13 @@ pub static FUNCTIONS: &[Function] = &[
     f!("deg", [V], 0, V),
     f!("delta", [M], 0, V),
     f!("deriv", [M], 0, V),
-    f!("double_exponential_smoothing", [M, S, S], 0, V, experimental),
+    f!(
+        "double_exponential_smoothing",
+        [M, S, S],
+        0,
+        V,
+        experimental
+    ),
     f!("exp", [V], 0, V),
     f!("first_over_time", [M], 0, V, experimental),
     f!("floor", [V], 0, V),

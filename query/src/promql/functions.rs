@@ -57,5 +57,7 @@ pub fn call_instant(
     _args: Vec<StepArg>,
     _ctx: &mut FnCtx<'_>,
 ) -> Result<Vector, QueryError> {
-    Err(QueryError::Execution(format!("function {name} is not available yet")))
+    Err(QueryError::Execution(format!(
+        "function {name} is not available yet"
+    )))
 }
