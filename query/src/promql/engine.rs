@@ -206,9 +206,11 @@ impl Engine {
         }
         match expr.value_type() {
             ValueType::Scalar | ValueType::Vector => {}
-            t => return Err(QueryError::BadData(format!(
+            t => {
+                return Err(QueryError::BadData(format!(
                 "invalid expression type \"{t}\" for range query, must be Scalar or instant Vector"
-            ))),
+            )))
+            }
         }
         let shared = Shared::new(storage, &self.opts, start, end);
         let ev = Evaluator {
@@ -233,10 +235,12 @@ impl Engine {
                 drop_name: false,
             }],
             Val::Vector(m) => cleanup_names(m)?,
-            Val::String(_) | Val::Matrix(_) => return Err(QueryError::BadData(format!(
+            Val::String(_) | Val::Matrix(_) => {
+                return Err(QueryError::BadData(format!(
                 "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
                 expr.value_type()
-            ))),
+            )))
+            }
         };
         m.sort_by(|a, b| a.metric.cmp(&b.metric));
         Ok(QueryResult {
@@ -650,8 +654,10 @@ impl Evaluator<'_> {
     fn window_ends(&self, at: Option<AtModifier>, offset: i64) -> Vec<i64> {
         let n = self.range.len();
         match at {
-            Some(a) => vec![self.sh.resolve_at(a) - offset; n],
-            None => (0..n).map(|i| self.range.ts(i) - offset).collect(),
+            Some(a) => vec![self.sh.resolve_at(a).saturating_sub(offset); n],
+            None => (0..n)
+                .map(|i| self.range.ts(i).saturating_sub(offset))
+                .collect(),
         }
     }
 
@@ -769,15 +775,24 @@ impl Evaluator<'_> {
             .filter(|&s| s > 0)
             .unwrap_or(self.sh.opts.default_subquery_step_ms)
             .max(1);
-        let lo = ends.iter().copied().min().unwrap_or(0) - sq.range_ms;
+        let lo = ends
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(sq.range_ms);
         let hi = ends.iter().copied().max().unwrap_or(0);
         // The first step-aligned timestamp after `lo` (Go's truncating division).
         let mut start = interval * (lo / interval);
         if start <= lo {
-            start += interval;
+            start = start.saturating_add(interval);
         }
         if start > hi {
             return Ok((Vec::new(), ends));
+        }
+        let steps = ((hi as i128 - start as i128) / interval as i128 + 1) as u128;
+        if steps > self.sh.opts.max_samples as u128 {
+            return Err(QueryError::TooManySamples("subquery evaluation"));
         }
         let inner = self.with_range(StepRange {
             start,
