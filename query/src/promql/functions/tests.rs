@@ -1,0 +1,3 @@
+//! Unit tests of the function families with numbers from Prometheus's test scripts.
+
+use super::*;
