@@ -499,6 +499,78 @@ fn avg_and_sum_over_time_handle_overflow_and_nan() {
 }
 
 #[test]
+fn avg_over_time_infinities_and_overflow_cases() {
+    // functions.test's metric..metric10 at 10s intervals, avg_over_time([1m]) at 55s.
+    let mut r = Run::new();
+    let m = labels(&[]);
+    let (inf, ninf) = (f64::INFINITY, f64::NEG_INFINITY);
+    let big = 9.988465674311579e307;
+    let cases: &[(&[f64], f64)] = &[
+        (&[1.0, 2.0, 3.0, 4.0, 5.0], 3.0),
+        (&[1.0, 2.0, 3.0, 4.0, inf], inf),
+        (&[1.0, 2.0, 3.0, 4.0, ninf], ninf),
+        (&[inf, 0.0, inf], inf),
+        (&[1.0, 2.0, 3.0, ninf, ninf], ninf),
+        (&[ninf, 0.0, ninf], ninf),
+        (&[-big, -big, -big], -big),
+        (&[-big, big], 0.0),
+    ];
+    for (vals, want) in cases {
+        let pts = series(10_000, vals);
+        let got = r
+            .range("avg_over_time", &pts, &m, MIN, 55_000, &[])
+            .unwrap();
+        if want.is_infinite() {
+            assert_eq!(got, *want, "{vals:?}");
+        } else {
+            assert_close(got, *want);
+        }
+    }
+    for vals in [
+        &[inf, inf, inf, ninf][..],
+        &[ninf, ninf, ninf, inf],
+        &[1.0, 2.0, ninf, ninf, inf],
+        &[1.0, 2.0, 3.0, f64::NAN, f64::NAN],
+    ] {
+        let pts = series(10_000, vals);
+        let got = r.range("avg_over_time", &pts, &m, MIN, 55_000, &[]);
+        assert!(got.unwrap().is_nan(), "{vals:?}");
+    }
+    // One point in [20s], none in [10s].
+    let pts = series(10_000, &[1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        r.range("avg_over_time", &pts, &m, 20_000, 55_000, &[]),
+        Some(5.0)
+    );
+    assert_eq!(
+        r.range("avg_over_time", &pts, &m, 10_000, 55_000, &[]),
+        None
+    );
+    // The direct sum of two big values overflows.
+    let pts = series(10_000, &[big, big]);
+    assert_eq!(
+        r.range("sum_over_time", &pts, &m, MIN, 55_000, &[]),
+        Some(inf)
+    );
+    assert_close(
+        r.range("avg_over_time", &pts, &m, MIN, 55_000, &[])
+            .unwrap(),
+        big,
+    );
+}
+
+#[test]
+fn ts_of_extremes_with_nan() {
+    let mut r = Run::new();
+    let m = labels(&[]);
+    let pts = series(10_000, &[f64::NAN, 3.0, 1.0, 3.0, f64::NAN]);
+    let at = |r: &mut Run, f| r.range(f, &pts, &m, MIN, 40_000, &[]);
+    assert_eq!(at(&mut r, "ts_of_max_over_time"), Some(30.0));
+    assert_eq!(at(&mut r, "ts_of_min_over_time"), Some(20.0));
+    assert_eq!(at(&mut r, "max_over_time"), Some(3.0));
+}
+
+#[test]
 fn quantile_over_time_interpolates_and_warns_out_of_range() {
     let m = labels(&[]);
     let pts = series(10_000, &[0.0, 1.0, 2.0, 4.0]);
