@@ -504,7 +504,7 @@ fn avg_over_time_infinities_and_overflow_cases() {
     let mut r = Run::new();
     let m = labels(&[]);
     let (inf, ninf) = (f64::INFINITY, f64::NEG_INFINITY);
-    let big = 9.988465674311579e307;
+    let big = 9.988_465_674_311_58e307;
     let cases: &[(&[f64], f64)] = &[
         (&[1.0, 2.0, 3.0, 4.0, 5.0], 3.0),
         (&[1.0, 2.0, 3.0, 4.0, inf], inf),
