@@ -36,13 +36,57 @@ fn anchored_regex(pattern: &str) -> Option<Regex> {
         // The matcher checks Go RE2 syntax; the captures come from the Rust regex.
         let compiled = Matcher::new(MatchOp::Regex, "", pattern)
             .ok()
-            .and_then(|_| Regex::new(&format!("^(?s:{pattern})$")).ok());
+            .and_then(|_| Regex::new(&format!("^(?s:{})$", go_to_rust_regex(pattern))).ok());
         if cache.len() >= 256 {
             cache.clear();
         }
         cache.insert(pattern.to_string(), compiled.clone());
         compiled
     })
+}
+
+/// Rewrites the Go RE2 constructs whose meaning differs in Rust's regex crate: Go's Perl
+/// classes (`\d`, `\w`, `\s` and negations) and word boundaries are ASCII-only, and Go
+/// supports `\Q...\E` literal quoting. Everything else is passed through.
+fn go_to_rust_regex(p: &str) -> String {
+    let mut out = String::with_capacity(p.len() + 16);
+    let mut rest = p;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(c) = after.chars().next() else {
+            out.push('\\');
+            rest = after;
+            break;
+        };
+        let tail = &after[c.len_utf8()..];
+        match c {
+            'd' => out.push_str("[0-9]"),
+            'D' => out.push_str("[^0-9]"),
+            'w' => out.push_str("[0-9A-Za-z_]"),
+            'W' => out.push_str("[^0-9A-Za-z_]"),
+            's' => out.push_str("[\\t\\n\\x0C\\r ]"),
+            'S' => out.push_str("[^\\t\\n\\x0C\\r ]"),
+            'b' => out.push_str("(?-u:\\b)"),
+            'B' => out.push_str("(?-u:\\B)"),
+            'Q' => {
+                let (lit, next) = match tail.find("\\E") {
+                    Some(e) => (&tail[..e], &tail[e + 2..]),
+                    None => (tail, ""),
+                };
+                out.push_str(&regex::escape(lit));
+                rest = next;
+                continue;
+            }
+            _ => {
+                out.push('\\');
+                out.push(c);
+            }
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Prometheus 3 accepts any non-empty UTF-8 label name.

@@ -883,6 +883,28 @@ fn label_replace_matches_whole_values_and_expands_groups() {
 }
 
 #[test]
+fn label_replace_uses_go_regex_semantics() {
+    let mut r = Run::new();
+    let v = |src: &str| vec![sample(&[("src", src)], 1.0)];
+    let dst = |out: Vector| out[0].metric.get("dst").map(str::to_string);
+    // Go's \d is ASCII-only.
+    let out = replace(&mut r, v("a12"), &["dst", "$1", "src", "a(\\d+)"]).unwrap();
+    assert_eq!(dst(out), Some("12".into()));
+    let out = replace(&mut r, v("a\u{663}"), &["dst", "$1", "src", "a(\\d+)"]).unwrap();
+    assert_eq!(dst(out), None);
+    // \Q...\E quotes literally; \b and \s work.
+    let out = replace(&mut r, v("a.b"), &["dst", "x", "src", "\\Qa.b\\E"]).unwrap();
+    assert_eq!(dst(out), Some("x".into()));
+    let out = replace(&mut r, v("axb"), &["dst", "x", "src", "\\Qa.b\\E"]).unwrap();
+    assert_eq!(dst(out), None);
+    let out = replace(&mut r, v("ab cd"), &["dst", "$1", "src", "(\\w+)\\b\\s.*"]).unwrap();
+    assert_eq!(dst(out), Some("ab".into()));
+    // $name and ${name}; $1x names group "1x", which does not exist.
+    let out = replace(&mut r, v("ab"), &["dst", "${n}-$1x-$$", "src", "(?P<n>a)b"]).unwrap();
+    assert_eq!(dst(out), Some("a--$".into()));
+}
+
+#[test]
 fn label_replace_errors() {
     let mut r = Run::new();
     assert_eq!(
