@@ -21,9 +21,10 @@
 //! (math, clamp, round, date/time, sort, vector/scalar/pi/time, timestamp, absent), `labels`
 //! (label_replace, label_join, sort_by_label[_desc]), `histogram` (histogram_quantile(s) and
 //! histogram_fraction over classic `le` buckets; native-histogram functions yield nothing since
-//! only floats are stored), `util` (Kahan summation, Go number formatting, Go min/max).
+//! only floats are stored), `info` (the experimental `info()`: [`InfoPlan`]), `util` (Kahan summation, Go number formatting, Go min/max).
 
 mod histogram;
+mod info;
 mod instant;
 mod labels;
 mod range;
@@ -36,6 +37,7 @@ use super::ast::{Expr, PosRange};
 use super::error::QueryError;
 use super::value::{Annotations, FPoint, Sample, Vector};
 
+pub use info::InfoPlan;
 pub use util::go_format_g;
 
 /// What a function sees besides its arguments at one evaluation step.
@@ -201,7 +203,7 @@ pub fn absent_vector(arg: &Vector, labels: Labels, ts: i64) -> Vector {
 ///
 /// `absent` here has no access to the argument expression and labels its output with an
 /// empty label set; the engine should use [`absent_vector`] with [`absent_labels`] instead.
-/// `info` is not implemented here (it needs storage access).
+/// `info` is not evaluated here: it needs storage access; see [`InfoPlan`].
 pub fn call_instant(
     name: &str,
     args: Vec<StepArg>,
@@ -229,6 +231,9 @@ pub fn call_instant(
             args::vector(&args, 0, name)?;
             Ok(Vec::new())
         }
+        "info" => Err(QueryError::Execution(
+            "function info is evaluated through InfoPlan, not call_instant".into(),
+        )),
         _ if range::lookup(name).is_some() => Err(QueryError::Execution(format!(
             "function {name} takes a range vector and is evaluated by range_function"
         ))),

@@ -1279,3 +1279,193 @@ fn dispatch_rejects_wrong_arguments_without_panicking() {
         }
     }
 }
+
+// ---- info ----
+
+fn selector(matchers: &[(MatchOp, &str, &str)]) -> VectorSelector {
+    VectorSelector {
+        name: None,
+        matchers: matchers
+            .iter()
+            .map(|(op, n, v)| Matcher::new(*op, *n, *v).unwrap())
+            .collect(),
+        offset_ms: 0,
+        at: None,
+        pos: PosRange::new(13, 30),
+    }
+}
+
+fn info_sample(pairs: &[(&str, &str)], t: i64) -> Sample {
+    Sample {
+        metric: labels(pairs),
+        t,
+        f: 1.0,
+        drop_name: false,
+    }
+}
+
+#[test]
+fn info_adds_target_info_data_labels() {
+    let plan = InfoPlan::new(None);
+    let base = vec![
+        sample(
+            &[
+                ("__name__", "metric"),
+                ("instance", "a"),
+                ("job", "1"),
+                ("label", "value"),
+            ],
+            2.0,
+        ),
+        sample(
+            &[("__name__", "other"), ("instance", "a"), ("job", "2")],
+            3.0,
+        ),
+    ];
+    let m = plan
+        .select_matchers(base.iter().map(|s| &s.metric))
+        .unwrap();
+    let names: Vec<String> = m
+        .iter()
+        .map(|m| format!("{}{}{}", m.name, m.op, m.value))
+        .collect();
+    assert_eq!(names, ["__name__=target_info", "instance=~a", "job=~1|2"]);
+    let info = vec![info_sample(
+        &[
+            ("__name__", "target_info"),
+            ("instance", "a"),
+            ("job", "1"),
+            ("data", "info"),
+            ("another_data", "another info"),
+        ],
+        0,
+    )];
+    let out = plan.combine(base, &info).unwrap();
+    assert_eq!(
+        out[0].metric,
+        labels(&[
+            ("__name__", "metric"),
+            ("another_data", "another info"),
+            ("data", "info"),
+            ("instance", "a"),
+            ("job", "1"),
+            ("label", "value"),
+        ])
+    );
+    assert_eq!(out[0].f, 2.0);
+    // No matching info series: unchanged.
+    assert_eq!(
+        out[1].metric,
+        labels(&[("__name__", "other"), ("instance", "a"), ("job", "2")])
+    );
+}
+
+#[test]
+fn info_data_matchers_filter_labels_and_series() {
+    let base = vec![sample(
+        &[
+            ("__name__", "metric"),
+            ("instance", "a"),
+            ("job", "1"),
+            ("data", "base"),
+        ],
+        1.0,
+    )];
+    let info = vec![info_sample(
+        &[
+            ("__name__", "target_info"),
+            ("instance", "a"),
+            ("job", "1"),
+            ("data", "info"),
+            ("x", "y"),
+        ],
+        0,
+    )];
+    // Only the selected data label; the base's own value wins.
+    let plan = InfoPlan::new(Some(&selector(&[(MatchOp::Regex, "data", ".+")])));
+    let out = plan.combine(base.clone(), &info).unwrap();
+    assert_eq!(out[0].metric, base[0].metric);
+    // A matcher rejecting "" drops base series without an info series.
+    let plan = InfoPlan::new(Some(&selector(&[(MatchOp::Regex, "non_existent", ".+")])));
+    assert!(plan.combine(base.clone(), &[].to_vec()).unwrap().is_empty());
+    let plan = InfoPlan::new(Some(&selector(&[(MatchOp::Regex, "non_existent", ".*")])));
+    assert_eq!(plan.combine(base.clone(), &vec![]).unwrap().len(), 1);
+    // No identifying labels anywhere: nothing to select.
+    let plan = InfoPlan::new(None);
+    let bare = [labels(&[("__name__", "m")])];
+    assert!(plan.select_matchers(bare.iter()).is_none());
+}
+
+#[test]
+fn info_ignores_info_series_picks_newest_and_detects_conflicts() {
+    let plan = InfoPlan::new(Some(&selector(&[(MatchOp::Regex, "__name__", ".+_info")])));
+    let mut b = sample(
+        &[("__name__", "build_info"), ("instance", "a"), ("job", "1")],
+        1.0,
+    );
+    b.drop_name = true;
+    let info = vec![
+        info_sample(
+            &[
+                ("__name__", "target_info"),
+                ("instance", "a"),
+                ("job", "1"),
+                ("v", "old"),
+            ],
+            1000,
+        ),
+        info_sample(
+            &[
+                ("__name__", "target_info"),
+                ("instance", "a"),
+                ("job", "1"),
+                ("v", "new"),
+            ],
+            2000,
+        ),
+    ];
+    // An info series passes unchanged, flag kept.
+    let out = plan.combine(vec![b.clone()], &info).unwrap();
+    assert_eq!(out, [b]);
+    let base = vec![sample(
+        &[("__name__", "metric"), ("instance", "a"), ("job", "1")],
+        1.0,
+    )];
+    let out = plan.combine(base.clone(), &info).unwrap();
+    assert_eq!(out[0].metric.get("v"), Some("new"));
+    let same_t = vec![
+        info[0].clone(),
+        Sample {
+            t: 1000,
+            ..info[1].clone()
+        },
+    ];
+    assert!(matches!(
+        plan.combine(base.clone(), &same_t),
+        Err(QueryError::Execution(m)) if m.starts_with("found duplicate series for info metric")
+    ));
+    let conflicting = vec![
+        info_sample(
+            &[
+                ("__name__", "target_info"),
+                ("instance", "a"),
+                ("job", "1"),
+                ("x", "t"),
+            ],
+            0,
+        ),
+        info_sample(
+            &[
+                ("__name__", "build_info"),
+                ("instance", "a"),
+                ("job", "1"),
+                ("x", "b"),
+            ],
+            0,
+        ),
+    ];
+    assert_eq!(
+        plan.combine(base, &conflicting),
+        Err(QueryError::Execution("conflicting label: x".into()))
+    );
+}
