@@ -1,1 +1,0 @@
-//! Runner for Prometheus's `promqltest` script format (CONTRACT STUB: being implemented).
