@@ -1384,8 +1384,8 @@ impl Evaluator<'_> {
                     return Err(QueryError::Execution(format!(
                         "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                         labels_string(&rsig[si as usize]),
-                        labels_string(&rhs[si as usize].metric),
                         labels_string(&rhs[dup as usize].metric),
+                        labels_string(&rhs[si as usize].metric),
                     )));
                 }
                 right.insert(&rsig[si as usize], (si, f));
@@ -1397,17 +1397,7 @@ impl Evaluator<'_> {
                 let Some(&(ri, rf)) = right.get(sig) else {
                     continue;
                 };
-                let (x, y) = if matching.card == Cardinality::OneToMany {
-                    (rf, lf)
-                } else {
-                    (lf, rf)
-                };
-                let (mut v, keep) = elem_binop(b.op, x, y);
-                if b.return_bool {
-                    v = if keep { 1.0 } else { 0.0 };
-                } else if !keep {
-                    continue;
-                }
+                // Duplicate matches are errors even when the comparison filters them out.
                 let metric = result_cache
                     .entry((li, ri))
                     .or_insert_with(|| {
@@ -1430,6 +1420,17 @@ impl Evaluator<'_> {
                         ));
                     }
                     seen.push(metric.clone());
+                }
+                let (x, y) = if matching.card == Cardinality::OneToMany {
+                    (rf, lf)
+                } else {
+                    (lf, rf)
+                };
+                let (mut v, keep) = elem_binop(b.op, x, y);
+                if b.return_bool {
+                    v = if keep { 1.0 } else { 0.0 };
+                } else if !keep {
+                    continue;
                 }
                 let drop_name = drop || lhs[li as usize].drop_name;
                 out.push(metric, drop_name, t, v)?;
