@@ -1260,3 +1260,58 @@ fn shared_scripts_parse() {
     }
     assert_eq!(parsed, REQUIRED.len());
 }
+
+#[test]
+fn env_remembers_histogram_series_and_flags_selects_that_hit_them() {
+    let s = parse(
+        "load 1m\n  h 1 {{sum:1 count:1}} _ {{sum:2 count:2}} 5\n\n\
+         load_with_nhcb 1m\n  c_bucket{le=\"1\"} _ 1 2\n  c_count 3 4\n  other 1\n",
+    )
+    .unwrap();
+    let mut env = env::TestEnv::new().unwrap();
+    for c in &s.commands {
+        let Command::Load(l) = c else { panic!() };
+        assert!(env.load(l).unwrap().is_empty());
+    }
+    let h = env.histograms();
+    assert_eq!(h.len(), 3, "{h:#?}");
+    assert_eq!(
+        (h[0].labels.clone(), h[0].mint, h[0].maxt),
+        (labels(&[("__name__", "h")]), 60_000, 180_000)
+    );
+    assert_eq!(
+        (h[1].labels.clone(), h[1].mint, h[1].maxt),
+        (labels(&[("__name__", "c")]), 60_000, 120_000)
+    );
+    assert_eq!(
+        (h[2].labels.clone(), h[2].mint, h[2].maxt),
+        (labels(&[("__name__", "c")]), 0, 60_000)
+    );
+
+    let name = |n: &str| vec![Matcher::new(MatchOp::Equal, "__name__", n).unwrap()];
+    let st = env.storage();
+    // Floats of a mixed series are stored; its histograms are not.
+    let got = st.select(&name("h"), 240_000, 240_000).unwrap();
+    assert_eq!(got[0].samples().unwrap(), [(240_000, 5.0)]);
+    assert!(
+        !st.touched_histogram(),
+        "outside the histogram samples' time range"
+    );
+    assert_eq!(st.select(&name("other"), 0, 1_000_000).unwrap().len(), 1);
+    assert!(!st.touched_histogram());
+    assert_eq!(st.select(&name("c_bucket"), 0, 1_000_000).unwrap().len(), 1);
+    assert!(!st.touched_histogram(), "classic series are plain floats");
+    // The NHCB series is not stored, but selecting it is noticed.
+    assert!(st.select(&name("c"), 0, 0).unwrap().is_empty());
+    assert!(st.touched_histogram());
+    let st = env.storage();
+    st.select(&name("h"), 0, 60_000).unwrap();
+    assert!(st.touched_histogram());
+    env.clear().unwrap();
+    assert!(env.histograms().is_empty());
+    assert!(env
+        .storage()
+        .select(&name("other"), 0, 1_000_000)
+        .unwrap()
+        .is_empty());
+}
