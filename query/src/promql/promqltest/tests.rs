@@ -1315,3 +1315,41 @@ fn env_remembers_histogram_series_and_flags_selects_that_hit_them() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn an_engine_panic_fails_only_its_eval() {
+    struct Panicky;
+    impl Evaluator for Panicky {
+        fn instant_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            ts: i64,
+        ) -> Result<QueryResult, QueryError> {
+            if q == "explode" {
+                panic!("kaboom");
+            }
+            FakeEngine.instant_query(st, q, ts)
+        }
+        fn range_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            start: i64,
+            end: i64,
+            step: i64,
+        ) -> Result<QueryResult, QueryError> {
+            FakeEngine.range_query(st, q, start, end, step)
+        }
+    }
+    let opts = RunOptions {
+        range_check: true,
+        metric_parser: test_metric,
+    };
+    let text = "load 1m\n  m 1\n\neval instant at 0 explode\n\neval instant at 0 m\n  m 1\n";
+    let r = run_script_with("t.test", text, &Panicky, &opts).unwrap();
+    assert_eq!(r.passed, 1);
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].line, 4);
+    assert_eq!(r.failed[0].actual, "panic: kaboom");
+}
