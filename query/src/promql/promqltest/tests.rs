@@ -1353,3 +1353,97 @@ fn an_engine_panic_fails_only_its_eval() {
     assert_eq!(r.failed[0].line, 4);
     assert_eq!(r.failed[0].actual, "panic: kaboom");
 }
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Script-like text: keywords, quotes, braces, numbers and separators in any order.
+    fn scriptish() -> impl Strategy<Value = String> {
+        let atoms = prop::sample::select(vec![
+            "load",
+            "load_with_nhcb",
+            "clear",
+            "eval",
+            "eval_fail",
+            "eval_ordered",
+            "instant",
+            "range",
+            "at",
+            "from",
+            "to",
+            "step",
+            "expect",
+            "fail",
+            "warn",
+            "info",
+            "ordered",
+            "no_warn",
+            "string",
+            "vector",
+            "msg:",
+            "regex:",
+            "expected_fail_message",
+            " ",
+            "\t",
+            "\n",
+            "\n\n",
+            "#",
+            "{",
+            "}",
+            "{{",
+            "}}",
+            "[",
+            "]",
+            "(",
+            ")",
+            "\"",
+            "'",
+            "`",
+            "\\",
+            "=",
+            ",",
+            ":",
+            "+",
+            "-",
+            "x",
+            "_",
+            "1",
+            "0",
+            "5m",
+            "1h5m",
+            "3",
+            "1e3",
+            "Inf",
+            "NaN",
+            "stale",
+            "foo",
+            "µ",
+            "é",
+        ]);
+        prop::collection::vec(atoms, 0..60).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parsing_never_panics(text in scriptish()) {
+            let _ = parse(&text);
+            let _ = parse_values(&text);
+            let _ = parse_duration(&text);
+            let _ = parse_go_number(&text);
+            let _ = split_series_line(&text);
+            let _ = parse_expect(&text);
+            let _ = experimental_feature(&text);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,80}") {
+            let _ = parse(&text);
+            let _ = parse_values(&text);
+            let _ = experimental_feature(&text);
+        }
+    }
+}
