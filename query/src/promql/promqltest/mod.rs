@@ -33,8 +33,8 @@ use std::path::Path;
 use o11y_tsdb::labels::Labels;
 
 use self::compare::{
-    check_annotations, check_expected_failure, compare_result, render_annotations, render_expected,
-    render_value, Mismatch,
+    check_annotations, check_expected_failure, check_sorted, compare_result, render_annotations,
+    render_expected, render_value, Mismatch,
 };
 use self::env::{EnvStorage, TestEnv};
 use self::script::{Command, Eval, EvalTime, ExpectKind, MetricParser, Script};
@@ -436,6 +436,7 @@ fn instant_eval(
             render_value(&range.value),
         ));
     };
+    check_sorted(m).map_err(|e| fail(e.reason, render_value(&range.value)))?;
     let mut vector = Vec::new();
     for s in m {
         if let Some(p) = s.floats.iter().find(|p| p.t == at) {

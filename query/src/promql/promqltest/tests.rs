@@ -1447,3 +1447,45 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn range_mode_results_must_be_sorted() {
+    struct Unsorted;
+    impl Evaluator for Unsorted {
+        fn instant_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            ts: i64,
+        ) -> Result<QueryResult, QueryError> {
+            FakeEngine.instant_query(st, q, ts)
+        }
+        fn range_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            start: i64,
+            end: i64,
+            step: i64,
+        ) -> Result<QueryResult, QueryError> {
+            let mut r = FakeEngine.range_query(st, q, start, end, step)?;
+            if let Value::Matrix(m) = &mut r.value {
+                m.reverse();
+            }
+            Ok(r)
+        }
+    }
+    let opts = RunOptions {
+        range_check: true,
+        metric_parser: test_metric,
+    };
+    let text = "load 1m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n\neval instant at 0 m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n";
+    let r = run_script_with("t.test", text, &Unsorted, &opts).unwrap();
+    assert_eq!(r.failed.len(), 1);
+    assert!(
+        r.failed[0].reason.contains("sorted"),
+        "{}",
+        r.failed[0].reason
+    );
+    assert!(run(text).failed.is_empty());
+}
