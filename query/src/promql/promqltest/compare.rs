@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use o11y_tsdb::labels::Labels;
 
 use super::script::{Eval, EvalTime, ExpectKind, ExpectedSeries, SeqValue};
-use crate::promql::value::{format_float, Annotation, AnnotationKind, Annotations, Value};
+use crate::promql::value::{format_float, Annotation, AnnotationKind, Annotations, Matrix, Value};
 
 /// Relative error allowed between expected and actual values (Prometheus: `defaultEpsilon`).
 pub const EPSILON: f64 = 0.000001;
@@ -174,16 +174,7 @@ pub fn compare_result(ev: &Eval, value: &Value) -> Result<(), Mismatch> {
             if expect_scalar {
                 return mismatch("expected scalar result, but got a matrix");
             }
-            for (i, w) in m.windows(2).enumerate() {
-                if w[0].metric > w[1].metric {
-                    return mismatch(format!(
-                        "matrix results should always be sorted by labels, but series at index {} ({}) sorts before series at index {i} ({})",
-                        i + 1,
-                        w[1].metric,
-                        w[0].metric
-                    ));
-                }
-            }
+            check_sorted(m)?;
             let (start, end, step) = matrix_grid(ev);
             for s in m {
                 let Some(exp) = expected.get(&s.metric) else {
@@ -300,6 +291,22 @@ pub fn compare_result(ev: &Eval, value: &Value) -> Result<(), Mismatch> {
             Ok(())
         }
     }
+}
+
+/// A matrix must be sorted by labels (Prometheus's `assertMatrixSorted`).
+pub fn check_sorted(m: &Matrix) -> Result<(), Mismatch> {
+    for (i, w) in m.windows(2).enumerate() {
+        if w[0].metric > w[1].metric {
+            return mismatch(format!(
+                "matrix results should always be sorted by labels, but series at index {} ({}) \
+                 sorts before series at index {i} ({})",
+                i + 1,
+                w[1].metric,
+                w[0].metric
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Fails when an expected series is absent from the result.

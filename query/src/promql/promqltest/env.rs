@@ -45,9 +45,9 @@ pub struct LoadRejection {
 
 /// The loaded data of one script run.
 pub struct TestEnv {
-    // Dropped before `dir`.
+    // Dropped before `_dir`, which removes the directory.
     db: Db,
-    dir: TempDir,
+    _dir: TempDir,
     histograms: Vec<HistogramSeries>,
     log_index: u64,
 }
@@ -59,7 +59,7 @@ impl TestEnv {
         let db = Db::open(dir.path(), db_options()).map_err(std::io::Error::other)?;
         Ok(TestEnv {
             db,
-            dir,
+            _dir: dir,
             histograms: Vec::new(),
             log_index: 0,
         })
@@ -69,10 +69,6 @@ impl TestEnv {
     pub fn clear(&mut self) -> std::io::Result<()> {
         *self = TestEnv::new()?;
         Ok(())
-    }
-
-    pub fn dir(&self) -> &std::path::Path {
-        self.dir.path()
     }
 
     pub fn histograms(&self) -> &[HistogramSeries] {

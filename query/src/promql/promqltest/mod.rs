@@ -27,13 +27,14 @@ pub mod script;
 pub mod skip;
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use o11y_tsdb::labels::Labels;
 
 use self::compare::{
-    check_annotations, check_expected_failure, compare_result, render_annotations, render_expected,
-    render_value, Mismatch,
+    check_annotations, check_expected_failure, check_sorted, compare_result, render_annotations,
+    render_expected, render_value, Mismatch,
 };
 use self::env::{EnvStorage, TestEnv};
 use self::script::{Command, Eval, EvalTime, ExpectKind, MetricParser, Script};
@@ -299,13 +300,26 @@ fn run_eval(env: &TestEnv, ev: &Eval, evaluator: &dyn Evaluator, opts: &RunOptio
         return Outcome::Skip("expected output contains native histograms".into());
     }
     let storage = env.storage();
-    let result = match ev.time {
+    // An engine panic fails this eval only; the environment is only read, so the run goes on.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| match ev.time {
         EvalTime::Instant { at } => instant_eval(&storage, ev, at, evaluator, opts),
         EvalTime::Range { start, end, step } => {
             let r = evaluator.range_query(&storage, &ev.query, start, end, step);
-            check_outcome(ev, r)
+            check_query(ev, r).map(|_| ())
         }
-    };
+    }))
+    .unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        Err(Fail {
+            reason: "the engine panicked".into(),
+            expected: render_expected(ev),
+            actual: format!("panic: {msg}"),
+        })
+    });
     if storage.touched_histogram() {
         return Outcome::Skip("query reads series holding native histograms".into());
     }
@@ -316,15 +330,8 @@ fn run_eval(env: &TestEnv, ev: &Eval, evaluator: &dyn Evaluator, opts: &RunOptio
 }
 
 /// Checks a query's outcome against the eval: expected failure, annotations, result.
-/// Returns the successful result for further checks.
-fn check_outcome(ev: &Eval, r: Result<QueryResult, QueryError>) -> Result<(), Fail> {
-    check_outcome_keep(ev, r).map(|_| ())
-}
-
-fn check_outcome_keep(
-    ev: &Eval,
-    r: Result<QueryResult, QueryError>,
-) -> Result<Option<QueryResult>, Fail> {
+/// Returns the result of a successful query (`None` for an expected error).
+fn check_query(ev: &Eval, r: Result<QueryResult, QueryError>) -> Result<Option<QueryResult>, Fail> {
     let expected = || render_expected(ev);
     match r {
         Err(e) => {
@@ -404,7 +411,7 @@ fn instant_eval(
     opts: &RunOptions,
 ) -> Result<(), Fail> {
     let r = evaluator.instant_query(storage, &ev.query, at);
-    let Some(res) = check_outcome_keep(ev, r)? else {
+    let Some(res) = check_query(ev, r)? else {
         return Ok(());
     };
     if !opts.range_check || ev.exclude_from_range_check() {
@@ -429,6 +436,7 @@ fn instant_eval(
             render_value(&range.value),
         ));
     };
+    check_sorted(m).map_err(|e| fail(e.reason, render_value(&range.value)))?;
     let mut vector = Vec::new();
     for s in m {
         if let Some(p) = s.floats.iter().find(|p| p.t == at) {

@@ -524,7 +524,7 @@ fn parse_string_literal(rest: &str) -> Result<String, String> {
 }
 
 /// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings.
-fn go_unquote(s: &str) -> Option<String> {
+pub(crate) fn go_unquote(s: &str) -> Option<String> {
     if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
         let inner = &s[1..s.len() - 1];
         return (!inner.contains('`')).then(|| inner.replace('\r', ""));
@@ -648,7 +648,7 @@ pub fn split_series_line(line: &str) -> Result<(&str, &str), String> {
 const MAX_REPEAT: u64 = 10_000_000;
 
 /// Expands a sequence of values: `1 2 3`, `1+2x3`, `1-2x3`, `1x3`, `_`, `_x3`, `stale`,
-/// `Inf`, `-Inf`, `NaN`, Go numbers, and native histograms `{{...}}` (optionally
+/// `Inf`, `-Inf`, `NaN`, decimal numbers with exponents, and native histograms `{{...}}` (optionally
 /// `{{...}}x3` or `{{...}}+{{...}}x3`) as [`SeqValue::Histogram`].
 pub fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
     let mut out = Vec::new();
@@ -753,8 +753,9 @@ fn parse_float_item(tok: &str, out: &mut Vec<SeqValue>) -> Result<(), String> {
 }
 
 /// Scans a number at the start of `s` as PromQL's series lexer does: an optional sign, then
-/// `Inf`/`NaN` (any case), a hex integer `0x..`, or a decimal with optional fraction and
-/// exponent. Returns the value and the rest.
+/// `Inf`/`NaN` (any case) or a decimal with optional fraction and exponent. Returns the value
+/// and the rest. There are no hex numbers here: `x` always means repetition (`0+0x10` is ten
+/// more zeros).
 fn scan_number(s: &str) -> Option<(f64, &str)> {
     let b = s.as_bytes();
     let mut i = 0;
@@ -784,15 +785,6 @@ fn scan_number(s: &str) -> Option<(f64, &str)> {
     }
     if lower == "nan" && word_end(i + 3) {
         return Some((f64::NAN, &s[i + 3..]));
-    }
-    if b.len() > i + 2 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' && b[i + 2].is_ascii_hexdigit()
-    {
-        let mut j = i + 2;
-        while j < b.len() && b[j].is_ascii_hexdigit() {
-            j += 1;
-        }
-        let v = u64::from_str_radix(&s[i + 2..j], 16).ok()? as f64;
-        return Some((sign * v, &s[j..]));
     }
     let start = i;
     let mut digits = 0;

@@ -14,8 +14,8 @@
 //!      or number (`[5m+1m]`, `[2m*15]`, `[step()]`), an `offset` followed (after an
 //!      optional sign) by `(` or a name (`offset (1m+2m)`, `offset -step()`), or `@ (...)`;
 //!    - binary-operator fill modifiers `fill(...)`, `fill_left(...)`, `fill_right(...)`;
-//!    - the range-selector modifiers `anchored` and `smoothed` (the words, after `]` or a
-//!      duration/number, where they cannot be a metric name).
+//!    - the selector modifiers `anchored` and `smoothed` (the words right after a selector,
+//!      `]`, `}`, or a duration/number, where they cannot be a metric name).
 //!
 //! Rule 3 is lexical because the runner must not depend on the parser accepting these forms.
 
@@ -23,8 +23,8 @@
 pub fn experimental_feature(query: &str) -> Option<String> {
     let b = query.as_bytes();
     let mut i = 0;
-    // What the previous significant token was: ']' / ')' / 'n' (number or duration) /
-    // 'i' (identifier) / 'o' (anything else).
+    // What the previous significant token was: ']' / '}' / ')' / 'n' (number or duration) /
+    // 'i' (a name that is not a keyword) / 'o' (anything else).
     let mut prev = b'o';
     while i < b.len() {
         let c = b[i];
@@ -44,7 +44,7 @@ pub fn experimental_feature(query: &str) -> Option<String> {
                     }
                 }
                 i += 1;
-                prev = b'o';
+                prev = b'}';
             }
             b'[' => {
                 let end = find_close_bracket(b, i + 1);
@@ -88,7 +88,8 @@ pub fn experimental_feature(query: &str) -> Option<String> {
                         _ => {}
                     }
                 }
-                if matches!(lower.as_str(), "anchored" | "smoothed") && matches!(prev, b']' | b'n')
+                if matches!(lower.as_str(), "anchored" | "smoothed")
+                    && matches!(prev, b']' | b'}' | b'n' | b'i')
                 {
                     return Some(format!("{lower} modifier"));
                 }
@@ -107,7 +108,11 @@ pub fn experimental_feature(query: &str) -> Option<String> {
                     prev = b'n';
                     continue;
                 }
-                prev = b'i';
+                prev = if KEYWORDS.contains(&lower.as_str()) {
+                    b'o'
+                } else {
+                    b'i'
+                };
             }
             _ if c.is_ascii_digit() || c == b'.' => {
                 i = scan_literal(b, i);
@@ -133,6 +138,21 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     }
     i
 }
+
+/// Words after which a metric name may follow.
+const KEYWORDS: &[&str] = &[
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "by",
+    "without",
+    "atan2",
+];
 
 /// Index just past the string literal starting at `b[i]`.
 fn skip_string(b: &[u8], i: usize) -> usize {

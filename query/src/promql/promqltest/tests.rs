@@ -12,37 +12,85 @@ use super::*;
 use crate::promql::ast::PosRange;
 use crate::promql::value::{Annotation, Annotations, FPoint, Sample, Series, Value};
 
-/// A minimal series-description parser for tests: `name`, `name{a="b", c='d'}`, `{a="b"}`.
-/// Values must not contain `,` or `=`.
+/// A series-description parser for tests (the PromQL parser is written elsewhere):
+/// `name`, `name{a="b", 'c'='d'}`, `{"quoted.name", a="b"}`, `{}`; Go escapes in values.
 fn test_metric(s: &str) -> Result<Labels, String> {
-    let (name, rest) = match s.find('{') {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, ""),
-    };
-    let mut pairs = Vec::new();
-    if !name.is_empty() {
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-        {
-            return Err(format!("bad metric name {name:?}"));
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let ident = |i: &mut usize| -> String {
+        let st = *i;
+        while *i < b.len() && (b[*i].is_ascii_alphanumeric() || b[*i] == b'_' || b[*i] == b':') {
+            *i += 1;
         }
-        pairs.push(("__name__".to_string(), name.to_string()));
+        s[st..*i].to_string()
+    };
+    let quoted = |i: &mut usize| -> Result<String, String> {
+        let q = b[*i];
+        let st = *i;
+        *i += 1;
+        while *i < b.len() && b[*i] != q {
+            if b[*i] == b'\\' && q != b'`' {
+                *i += 1;
+            }
+            *i += 1;
+        }
+        if *i >= b.len() {
+            return Err("unterminated string".into());
+        }
+        *i += 1;
+        let lit = &s[st..*i];
+        let dq = if q == b'\'' {
+            format!(
+                "\"{}\"",
+                lit[1..lit.len() - 1]
+                    .replace("\\'", "'")
+                    .replace('"', "\\\"")
+            )
+        } else {
+            lit.to_string()
+        };
+        go_unquote(&dq).ok_or_else(|| format!("bad string {lit}"))
+    };
+    let name = ident(&mut i);
+    if !name.is_empty() {
+        pairs.push(("__name__".into(), name));
     }
-    if !rest.is_empty() {
-        let inner = rest
-            .strip_prefix('{')
-            .and_then(|r| r.strip_suffix('}'))
-            .ok_or("unbalanced braces")?;
-        for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (k, v) = part.split_once('=').ok_or("missing =")?;
-            let v = v.trim();
-            let v = v
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-                .ok_or("unquoted value")?;
-            pairs.push((k.trim().to_string(), v.to_string()));
+    if i < b.len() {
+        if b[i] != b'{' || b[b.len() - 1] != b'}' {
+            return Err(format!("bad series description {s:?}"));
+        }
+        i += 1;
+        loop {
+            while i < b.len() && (b[i] == b' ' || b[i] == b',') {
+                i += 1;
+            }
+            if b[i] == b'}' {
+                break;
+            }
+            let key = if matches!(b[i], b'"' | b'\'' | b'`') {
+                quoted(&mut i)?
+            } else {
+                ident(&mut i)
+            };
+            while b[i] == b' ' {
+                i += 1;
+            }
+            if b[i] == b'=' {
+                i += 1;
+                while b[i] == b' ' {
+                    i += 1;
+                }
+                if !matches!(b[i], b'"' | b'\'' | b'`') {
+                    return Err(format!("unquoted value in {s:?}"));
+                }
+                let v = quoted(&mut i)?;
+                pairs.push((key, v));
+            } else if key.is_empty() {
+                return Err(format!("bad label in {s:?}"));
+            } else {
+                pairs.push(("__name__".into(), key));
+            }
         }
     }
     Ok(Labels::from_pairs(pairs))
@@ -105,9 +153,12 @@ fn values_expand_like_prometheus() {
     assert_eq!(floats(&parse_values("1x3").unwrap()), [1.0; 4]);
     assert_eq!(floats(&parse_values("-1+1x2").unwrap()), [-1.0, 0.0, 1.0]);
     assert_eq!(floats(&parse_values("5x0").unwrap()), [5.0]);
+    // `x` is always repetition, never a hex prefix.
+    assert_eq!(floats(&parse_values("0x3").unwrap()), [0.0; 4]);
+    assert_eq!(floats(&parse_values("0+0x2").unwrap()), [0.0; 3]);
     assert_eq!(
-        floats(&parse_values("1e3 -1.5e-3 .5 +4 0x1F").unwrap()),
-        [1000.0, -0.0015, 0.5, 4.0, 31.0]
+        floats(&parse_values("1e3 -1.5e-3 .5 +4").unwrap()),
+        [1000.0, -0.0015, 0.5, 4.0]
     );
     assert_eq!(floats(&parse_values("1e+2+1e1x1").unwrap()), [100.0, 110.0]);
     assert_eq!(parse_values("").unwrap(), []);
@@ -789,6 +840,9 @@ fn experimental_features_are_detected() {
         "left + fill_left(5) fill_right(7) right",
         "rate(x[5m] anchored)",
         "increase(x[1m] smoothed)",
+        "metric smoothed",
+        "metric{a=\"b\"} anchored",
+        "sort(x @ 100 smoothed)",
         "x @ (1+2)",
     ];
     for q in skipped {
@@ -806,6 +860,8 @@ fn experimental_features_are_detected() {
         "x @ start()",
         "x @ 100",
         "anchored",
+        "x and anchored",
+        "sum by (a) (smoothed)",
         "sum by (offset) (x)",
         "x{a=\"[5m+1m]\"}",
         "label_replace(x, \"a\", \"step()\", \"b\", \"(.*)\")",
@@ -1159,4 +1215,277 @@ fn run_file_reads_and_names_the_file() {
     assert_eq!(r.failed[0].to_string().lines().next(), Some("x.test:4: m"));
     let missing = run_file_with(&dir.path().join("nope.test"), &FakeEngine, &opts);
     assert!(matches!(missing, Err(ScriptError::Io { .. })));
+}
+
+/// Every required Prometheus script parses (when the shared folder is present); parse errors
+/// of the others (newer syntax such as `@st` series) are printed.
+#[test]
+fn shared_scripts_parse() {
+    const REQUIRED: &[&str] = &[
+        "aggregators",
+        "at_modifier",
+        "collision",
+        "functions",
+        "histograms",
+        "literals",
+        "operators",
+        "range_queries",
+        "selectors",
+        "staleness",
+        "subquery",
+        "trig_functions",
+        "limit",
+        "name_label_dropping",
+    ];
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/promql");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("SKIPPED shared_scripts_parse: {} is absent", dir.display());
+        return;
+    };
+    let mut parsed = 0;
+    for e in entries {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "test") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let required = REQUIRED.contains(&p.file_stem().unwrap().to_str().unwrap());
+        match parse_script(&name, &text, test_metric) {
+            Ok(_) => parsed += usize::from(required),
+            Err(e) if required => panic!("{e}"),
+            Err(e) => eprintln!("not required, does not parse: {e}"),
+        }
+    }
+    assert_eq!(parsed, REQUIRED.len());
+}
+
+#[test]
+fn env_remembers_histogram_series_and_flags_selects_that_hit_them() {
+    let s = parse(
+        "load 1m\n  h 1 {{sum:1 count:1}} _ {{sum:2 count:2}} 5\n\n\
+         load_with_nhcb 1m\n  c_bucket{le=\"1\"} _ 1 2\n  c_count 3 4\n  other 1\n",
+    )
+    .unwrap();
+    let mut env = env::TestEnv::new().unwrap();
+    for c in &s.commands {
+        let Command::Load(l) = c else { panic!() };
+        assert!(env.load(l).unwrap().is_empty());
+    }
+    let h = env.histograms();
+    assert_eq!(h.len(), 3, "{h:#?}");
+    assert_eq!(
+        (h[0].labels.clone(), h[0].mint, h[0].maxt),
+        (labels(&[("__name__", "h")]), 60_000, 180_000)
+    );
+    assert_eq!(
+        (h[1].labels.clone(), h[1].mint, h[1].maxt),
+        (labels(&[("__name__", "c")]), 60_000, 120_000)
+    );
+    assert_eq!(
+        (h[2].labels.clone(), h[2].mint, h[2].maxt),
+        (labels(&[("__name__", "c")]), 0, 60_000)
+    );
+
+    let name = |n: &str| vec![Matcher::new(MatchOp::Equal, "__name__", n).unwrap()];
+    let st = env.storage();
+    // Floats of a mixed series are stored; its histograms are not.
+    let got = st.select(&name("h"), 240_000, 240_000).unwrap();
+    assert_eq!(got[0].samples().unwrap(), [(240_000, 5.0)]);
+    assert!(
+        !st.touched_histogram(),
+        "outside the histogram samples' time range"
+    );
+    assert_eq!(st.select(&name("other"), 0, 1_000_000).unwrap().len(), 1);
+    assert!(!st.touched_histogram());
+    assert_eq!(st.select(&name("c_bucket"), 0, 1_000_000).unwrap().len(), 1);
+    assert!(!st.touched_histogram(), "classic series are plain floats");
+    // The NHCB series is not stored, but selecting it is noticed.
+    assert!(st.select(&name("c"), 0, 0).unwrap().is_empty());
+    assert!(st.touched_histogram());
+    let st = env.storage();
+    st.select(&name("h"), 0, 60_000).unwrap();
+    assert!(st.touched_histogram());
+    env.clear().unwrap();
+    assert!(env.histograms().is_empty());
+    assert!(env
+        .storage()
+        .select(&name("other"), 0, 1_000_000)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn an_engine_panic_fails_only_its_eval() {
+    struct Panicky;
+    impl Evaluator for Panicky {
+        fn instant_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            ts: i64,
+        ) -> Result<QueryResult, QueryError> {
+            if q == "explode" {
+                panic!("kaboom");
+            }
+            FakeEngine.instant_query(st, q, ts)
+        }
+        fn range_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            start: i64,
+            end: i64,
+            step: i64,
+        ) -> Result<QueryResult, QueryError> {
+            FakeEngine.range_query(st, q, start, end, step)
+        }
+    }
+    let opts = RunOptions {
+        range_check: true,
+        metric_parser: test_metric,
+    };
+    let text = "load 1m\n  m 1\n\neval instant at 0 explode\n\neval instant at 0 m\n  m 1\n";
+    let r = run_script_with("t.test", text, &Panicky, &opts).unwrap();
+    assert_eq!(r.passed, 1);
+    assert_eq!(r.failed.len(), 1);
+    assert_eq!(r.failed[0].line, 4);
+    assert_eq!(r.failed[0].actual, "panic: kaboom");
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Script-like text: keywords, quotes, braces, numbers and separators in any order.
+    fn scriptish() -> impl Strategy<Value = String> {
+        let atoms = prop::sample::select(vec![
+            "load",
+            "load_with_nhcb",
+            "clear",
+            "eval",
+            "eval_fail",
+            "eval_ordered",
+            "instant",
+            "range",
+            "at",
+            "from",
+            "to",
+            "step",
+            "expect",
+            "fail",
+            "warn",
+            "info",
+            "ordered",
+            "no_warn",
+            "string",
+            "vector",
+            "msg:",
+            "regex:",
+            "expected_fail_message",
+            " ",
+            "\t",
+            "\n",
+            "\n\n",
+            "#",
+            "{",
+            "}",
+            "{{",
+            "}}",
+            "[",
+            "]",
+            "(",
+            ")",
+            "\"",
+            "'",
+            "`",
+            "\\",
+            "=",
+            ",",
+            ":",
+            "+",
+            "-",
+            "x",
+            "_",
+            "1",
+            "0",
+            "5m",
+            "1h5m",
+            "3",
+            "1e3",
+            "Inf",
+            "NaN",
+            "stale",
+            "foo",
+            "µ",
+            "é",
+        ]);
+        prop::collection::vec(atoms, 0..60).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn parsing_never_panics(text in scriptish()) {
+            let _ = parse(&text);
+            let _ = parse_values(&text);
+            let _ = parse_duration(&text);
+            let _ = parse_go_number(&text);
+            let _ = split_series_line(&text);
+            let _ = parse_expect(&text);
+            let _ = experimental_feature(&text);
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,80}") {
+            let _ = parse(&text);
+            let _ = parse_values(&text);
+            let _ = experimental_feature(&text);
+        }
+    }
+}
+
+#[test]
+fn range_mode_results_must_be_sorted() {
+    struct Unsorted;
+    impl Evaluator for Unsorted {
+        fn instant_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            ts: i64,
+        ) -> Result<QueryResult, QueryError> {
+            FakeEngine.instant_query(st, q, ts)
+        }
+        fn range_query(
+            &self,
+            st: &dyn Storage,
+            q: &str,
+            start: i64,
+            end: i64,
+            step: i64,
+        ) -> Result<QueryResult, QueryError> {
+            let mut r = FakeEngine.range_query(st, q, start, end, step)?;
+            if let Value::Matrix(m) = &mut r.value {
+                m.reverse();
+            }
+            Ok(r)
+        }
+    }
+    let opts = RunOptions {
+        range_check: true,
+        metric_parser: test_metric,
+    };
+    let text = "load 1m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n\neval instant at 0 m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n";
+    let r = run_script_with("t.test", text, &Unsorted, &opts).unwrap();
+    assert_eq!(r.failed.len(), 1);
+    assert!(
+        r.failed[0].reason.contains("sorted"),
+        "{}",
+        r.failed[0].reason
+    );
+    assert!(run(text).failed.is_empty());
 }
