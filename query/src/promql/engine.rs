@@ -379,6 +379,7 @@ fn at_modifier_unsafe(name: &str) -> bool {
             | "minute"
             | "month"
             | "year"
+            | "predict_linear"
             | "time"
             | "timestamp"
     )

@@ -844,6 +844,9 @@ fn experimental_features_are_detected() {
         "metric{a=\"b\"} anchored",
         "sort(x @ 100 smoothed)",
         "x @ (1+2)",
+        "start()",
+        "end() - start()",
+        "vector(start())",
     ];
     for q in skipped {
         assert!(experimental_feature(q).is_some(), "{q} should be skipped");
@@ -858,6 +861,7 @@ fn experimental_features_are_detected() {
         "x offset -5m",
         "x offset 2",
         "x @ start()",
+        "x @   end()",
         "x @ 100",
         "anchored",
         "x and anchored",
