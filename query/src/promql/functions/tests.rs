@@ -1469,3 +1469,130 @@ fn info_ignores_info_series_picks_newest_and_detects_conflicts() {
         Err(QueryError::Execution("conflicting label: x".into()))
     );
 }
+
+#[test]
+fn histogram_fraction_cases_from_histograms_test() {
+    let inf = f64::INFINITY;
+    let b = |pairs: &[(f64, f64)]| -> Vec<histogram::Bucket> {
+        pairs
+            .iter()
+            .map(|&(upper, count)| histogram::Bucket { upper, count })
+            .collect()
+    };
+    let neg = [(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (inf, 100.0)];
+    let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (inf, 100.0)];
+    let cases: &[(&[(f64, f64)], f64, f64, f64)] = &[
+        (
+            &[
+                (0.0, 0.0),
+                (2.0, 10.0),
+                (4.0, 20.0),
+                (6.0, 30.0),
+                (inf, 30.0),
+            ],
+            0.0,
+            4.0,
+            2.0 / 3.0,
+        ),
+        (
+            &[
+                (0.0, 0.0),
+                (2.0, 10.0),
+                (4.0, 20.0),
+                (6.0, 30.0),
+                (inf, 30.0),
+            ],
+            0.0,
+            3.5,
+            0.5833333333333334,
+        ),
+        (&pos, 0.0, 1.5, 0.02),
+        (&neg, -4.0, -2.0, 0.02),
+        (&neg, f64::NEG_INFINITY, -1.5, 0.135),
+        (&neg, 0.0, 1.0, 0.0),
+        (&pos, 400.0, inf, 0.94),
+        (&pos, 2.0, 3.5, 0.03),
+        (&pos, 0.5, 2.0, 0.025),
+        (&pos, 1.0, 3.0, 0.05),
+        (&[(0.5, 2.5), (1.0, 7.5), (inf, 100.0)], 0.1, 0.75, 0.045),
+        (
+            &[
+                (-2.0, 5.0),
+                (-1.0, 10.0),
+                (0.0, 15.0),
+                (1.0, 20.0),
+                (inf, 100.0),
+            ],
+            -1.0,
+            1.0,
+            0.1,
+        ),
+    ];
+    for (buckets, lo, hi, want) in cases {
+        let got = histogram::bucket_fraction(*lo, *hi, &mut b(buckets));
+        assert_close(got, *want);
+    }
+    assert!(histogram::bucket_fraction(0.0, 5.0, &mut b(&[(1.0, 0.0), (inf, 0.0)])).is_nan());
+    // testhistogram2: q(1/6), q(1/2), q(5/6) in the middle of buckets.
+    let h2 = [
+        (0.0, 0.0),
+        (2.0, 10.0),
+        (4.0, 20.0),
+        (6.0, 30.0),
+        (inf, 30.0),
+    ];
+    for (q, want) in [(1.0 / 6.0, 1.0), (0.5, 3.0), (5.0 / 6.0, 5.0)] {
+        assert_close(histogram::bucket_quantile(q, &mut b(&h2)).0, want);
+    }
+    // testhistogram{start="negative"} at 50m: the lowest bucket's bound when q falls in it.
+    let negh = [(-0.2, 10.0), (-0.1, 20.0), (0.3, 20.0), (inf, 30.0)];
+    assert_close(histogram::bucket_quantile(0.0, &mut b(&negh)).0, -0.2);
+    assert_close(histogram::bucket_quantile(0.5, &mut b(&negh)).0, -0.15);
+    // Duplicate bounds (le="1" and le="1.0") are merged before interpolating.
+    let (q, forced) =
+        histogram::bucket_quantile(0.5, &mut b(&[(1.0, 2.0), (1.0, 2.0), (inf, 8.0)]));
+    assert_eq!((q, forced), (1.0, false));
+}
+
+#[test]
+fn le_values_parse_like_go() {
+    // testhistogram{start="positive"} at 50m: 0.1:50 .2:70 1e0:110 +Inf:120.
+    let mut r = Run::new();
+    let v = buckets(
+        "testhistogram_bucket",
+        &[("start", "positive")],
+        &[("0.1", 50.0), (".2", 70.0), ("1e0", 110.0), ("+Inf", 120.0)],
+    );
+    let out = r
+        .call(
+            "histogram_quantile",
+            vec![StepArg::Scalar(0.5), StepArg::Vector(v)],
+        )
+        .unwrap();
+    assert!(r.annotations.is_empty());
+    // rank 60 falls in (0.1, 0.2]: 0.1 + 0.1 * 10/20.
+    assert_close(out[0].f, 0.15);
+    let v = buckets(
+        "x",
+        &[],
+        &[("-.2", 1.0), ("inf", 2.0), ("1_0", 1.0), ("0x1p-2", 1.0)],
+    );
+    let out = r
+        .call(
+            "histogram_quantile",
+            vec![StepArg::Scalar(0.5), StepArg::Vector(v)],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    // Only "1_0" is rejected, as in Go.
+    assert_eq!(
+        r.messages(AnnotationKind::Warning),
+        ["bucket label \"le\" is missing or has a malformed value of \"1_0\" for metric name \"x\""]
+    );
+    assert_eq!(histogram::parse_le("0x1p-2"), Some(0.25));
+    assert_eq!(histogram::parse_le("-0X1.8p1"), Some(-3.0));
+    assert_eq!(histogram::parse_le("0x1"), None);
+    assert_eq!(histogram::parse_le("Infinity"), Some(f64::INFINITY));
+    assert!(histogram::parse_le("nan").unwrap().is_nan());
+    assert_eq!(histogram::parse_le(" 1"), None);
+}
