@@ -1481,7 +1481,8 @@ fn histogram_fraction_cases_from_histograms_test() {
     };
     let neg = [(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (inf, 100.0)];
     let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (inf, 100.0)];
-    let cases: &[(&[(f64, f64)], f64, f64, f64)] = &[
+    type Case<'a> = (&'a [(f64, f64)], f64, f64, f64);
+    let cases: &[Case] = &[
         (
             &[
                 (0.0, 0.0),
