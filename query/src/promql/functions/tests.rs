@@ -1164,8 +1164,16 @@ fn histogram_quantile_forces_monotonicity_with_info() {
 #[test]
 fn histogram_functions_warn_about_bad_le() {
     for (le, want) in [
-        (None, "bucket label \"le\" is missing or has a malformed value of \"\" for metric name \"series\""),
-        (Some("Hello World"), "bucket label \"le\" is missing or has a malformed value of \"Hello World\" for metric name \"series\""),
+        (
+            None,
+            "bucket label \"le\" is missing or has a malformed value of \"\" \
+             for metric name \"series\"",
+        ),
+        (
+            Some("Hello World"),
+            "bucket label \"le\" is missing or has a malformed value of \"Hello World\" \
+             for metric name \"series\"",
+        ),
     ] {
         let mut pairs = vec![("__name__", "series")];
         match le {
