@@ -28,9 +28,9 @@
 //! Submodules: `range` (rate, increase, delta, irate, idelta, deriv, predict_linear,
 //! double_exponential_smoothing, changes, resets, *_over_time, ts_of_*_over_time), `instant`
 //! (math, clamp, round, date/time, sort, vector/scalar/pi/time, timestamp, absent), `labels`
-//! (label_replace, label_join, sort_by_label, sort_by_label_desc), `histogram` (histogram_quantile(s) and
-//! histogram_fraction over classic `le` buckets; native-histogram functions yield nothing since
-//! only floats are stored), `info` (the experimental `info()`: [`InfoPlan`]), `util` (Kahan
+//! (label_replace, label_join, sort_by_label, sort_by_label_desc), `histogram`
+//! (histogram_quantile(s) and histogram_fraction over classic `le` buckets; native-histogram
+//! functions yield nothing since only floats are stored), `info` (the experimental `info()`: [`InfoPlan`]), `util` (Kahan
 //! summation, Go number formatting, Go min/max).
 
 mod histogram;
