@@ -30,8 +30,8 @@
 //! (math, clamp, round, date/time, sort, vector/scalar/pi/time, timestamp, absent), `labels`
 //! (label_replace, label_join, sort_by_label, sort_by_label_desc), `histogram`
 //! (histogram_quantile(s) and histogram_fraction over classic `le` buckets; native-histogram
-//! functions yield nothing since only floats are stored), `info` (the experimental `info()`: [`InfoPlan`]), `util` (Kahan
-//! summation, Go number formatting, Go min/max).
+//! functions yield nothing since only floats are stored), `info` (the experimental `info()`:
+//! [`InfoPlan`]), `util` (Kahan summation, Go number formatting, Go min/max).
 
 mod histogram;
 mod info;
