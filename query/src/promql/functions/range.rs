@@ -170,7 +170,7 @@ fn linear_regression(pts: &[FPoint], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (p.t - intercept_time) as f64 / 1e3;
+        let x = (i128::from(p.t) - i128::from(intercept_time)) as f64 / 1e3;
         (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
         (sum_y, c_y) = kahan_inc(p.f, sum_y, c_y);
         (sum_xy, c_xy) = kahan_inc(x * p.f, sum_xy, c_xy);

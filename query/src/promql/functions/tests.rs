@@ -1605,3 +1605,107 @@ fn le_values_parse_like_go() {
     assert!(histogram::parse_le("nan").unwrap().is_nan());
     assert_eq!(histogram::parse_le(" 1"), None);
 }
+
+// ---- no panics on any input ----
+
+mod no_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::promql::ast::{ValueType, FUNCTIONS};
+
+    fn float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(0.0),
+            Just(-0.0),
+            -1e3..1e3f64,
+        ]
+    }
+
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("+Inf".to_string()),
+            Just("0.5".to_string()),
+            Just("x".to_string()),
+            "[a-z0-9.$(){}\\\\*+?|^]{0,6}",
+        ]
+    }
+
+    fn vector() -> impl Strategy<Value = Vector> {
+        prop::collection::vec(
+            (
+                label_value(),
+                label_value(),
+                float(),
+                any::<i64>(),
+                any::<bool>(),
+            ),
+            0..6,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(a, le, f, t, drop_name)| Sample {
+                    metric: Labels::from_pairs([("__name__", "m"), ("a", &a), ("le", &le)]),
+                    t,
+                    f,
+                    drop_name,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn range_functions(
+            mut points in prop::collection::vec((-1_000_000i64..1_000_000, float()), 0..12),
+            scalars in prop::collection::vec(float(), 0..3),
+            range in 1i64..2_000_000,
+            ts in -1_000_000i64..1_000_000,
+        ) {
+            points.sort_by_key(|p| p.0);
+            points.dedup_by_key(|p| p.0);
+            let pts: Vec<FPoint> = points.iter().map(|&(t, f)| FPoint { t, f }).collect();
+            let metric = labels(&[("__name__", "x")]);
+            let mut r = Run::new();
+            for f in FUNCTIONS {
+                if let Some(func) = range_function(f.name) {
+                    let w = Window { points: &pts, range_start: ts - range, range_end: ts, metric: &metric };
+                    let _ = func(&w, &scalars, &mut r.ctx(ts));
+                    let _ = validate_range_args(f.name, &scalars);
+                }
+            }
+        }
+
+        #[test]
+        fn instant_functions(
+            vectors in prop::collection::vec(vector(), 2),
+            scalars in prop::collection::vec(float(), 4),
+            strings in prop::collection::vec(label_value(), 4),
+            extra in 0usize..3,
+        ) {
+            let mut r = Run::new();
+            for f in FUNCTIONS {
+                if f.arg_types.contains(&ValueType::Matrix) {
+                    continue;
+                }
+                let n = f.arg_types.len() + if f.variadic != 0 { extra } else { 0 };
+                let args: Vec<StepArg> = (0..n)
+                    .map(|i| {
+                        let t = f.arg_types[i.min(f.arg_types.len().saturating_sub(1))];
+                        match t {
+                            ValueType::Scalar => StepArg::Scalar(scalars[i % 4]),
+                            ValueType::String => StepArg::String(strings[i % 4].clone()),
+                            _ => StepArg::Vector(vectors[i % 2].clone()),
+                        }
+                    })
+                    .collect();
+                let _ = r.call(f.name, args);
+            }
+        }
+    }
+}
