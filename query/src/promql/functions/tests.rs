@@ -1674,7 +1674,12 @@ mod no_panics {
             let mut r = Run::new();
             for f in FUNCTIONS {
                 if let Some(func) = range_function(f.name) {
-                    let w = Window { points: &pts, range_start: ts - range, range_end: ts, metric: &metric };
+                    let w = Window {
+                        points: &pts,
+                        range_start: ts - range,
+                        range_end: ts,
+                        metric: &metric,
+                    };
                     let _ = func(&w, &scalars, &mut r.ctx(ts));
                     let _ = validate_range_args(f.name, &scalars);
                 }
