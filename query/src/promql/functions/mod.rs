@@ -225,7 +225,9 @@ pub fn call_instant(
     }
     match name {
         "round" | "clamp" | "clamp_min" | "clamp_max" | "timestamp" | "time" | "pi" | "vector"
-        | "scalar" | "absent" | "sort" | "sort_desc" => instant::call(name, args, ctx),
+        | "scalar" | "absent" | "sort" | "sort_desc" | "min_of" | "max_of" => {
+            instant::call(name, args, ctx)
+        }
         n if instant::is_date_fn(n) => instant::call(name, args, ctx),
         "label_replace" => labels::label_replace(args, ctx),
         "label_join" => labels::label_join(args, ctx),

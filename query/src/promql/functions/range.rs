@@ -395,10 +395,13 @@ fn stddev_over_time(w: &Window<'_>, _: &[f64], _: &mut FnCtx<'_>) -> Option<f64>
     variance(w.points).map(f64::sqrt)
 }
 
-/// Median absolute deviation from the median.
+/// Median absolute deviation from the median; NaN if any point is NaN.
 fn mad_over_time(w: &Window<'_>, _: &[f64], _: &mut FnCtx<'_>) -> Option<f64> {
     if w.points.is_empty() {
         return None;
+    }
+    if w.points.iter().any(|p| p.f.is_nan()) {
+        return Some(f64::NAN);
     }
     let mut values: Vec<f64> = w.points.iter().map(|p| p.f).collect();
     let median = quantile(0.5, &mut values);

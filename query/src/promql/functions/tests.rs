@@ -450,6 +450,32 @@ fn aggregations_over_time() {
 }
 
 #[test]
+fn mad_over_time_cases() {
+    let mut r = Run::new();
+    let m = labels(&[]);
+    // metric 4 6 2 1 999 1 2 at 10s, [70s] at 70s: the window holds 6 2 1 999 1 2.
+    let pts = series(10_000, &[4.0, 6.0, 2.0, 1.0, 999.0, 1.0, 2.0]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 70_000, 70_000, &[]),
+        Some(1.0)
+    );
+    let pts = series(10_000, &[1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 50_000, 40_000, &[]),
+        Some(1.0)
+    );
+    let pts = series(10_000, &[7.0; 5]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 50_000, 40_000, &[]),
+        Some(0.0)
+    );
+    // A NaN point makes the result NaN.
+    let pts = series(10_000, &[1.0, 2.0, f64::NAN, 4.0]);
+    let got = r.range("mad_over_time", &pts, &m, 40_000, 30_000, &[]);
+    assert!(got.unwrap().is_nan());
+}
+
+#[test]
 fn min_max_over_time_skip_nan_unless_only_nan() {
     let mut r = Run::new();
     let m = labels(&[]);
@@ -742,6 +768,24 @@ fn time_vector_scalar_timestamp() {
     let out = r.call("timestamp", vec![StepArg::Vector(vec![s])]).unwrap();
     assert_eq!(values(&out), [10.0]);
     assert!(out[0].drop_name);
+}
+
+#[test]
+fn min_of_and_max_of() {
+    let mut r = Run::new();
+    let call = |r: &mut Run, f: &str, a: f64, b: f64| {
+        r.call(f, vec![StepArg::Scalar(a), StepArg::Scalar(b)])
+            .unwrap()[0]
+            .f
+    };
+    assert_eq!(call(&mut r, "min_of", 3.0, 5.0), 3.0);
+    assert_eq!(call(&mut r, "max_of", 5.0, 3.0), 5.0);
+    assert_eq!(call(&mut r, "max_of", -2.0, -5.0), -2.0);
+    assert!(call(&mut r, "min_of", f64::NAN, 1.0).is_nan());
+    assert_eq!(
+        call(&mut r, "max_of", f64::NAN, f64::INFINITY),
+        f64::INFINITY
+    );
 }
 
 // ---- sort ----
