@@ -963,6 +963,21 @@ fn label_replace_errors() {
             "invalid destination label name in label_replace(): ".into()
         ))
     );
+    // "\xff" reaches us as U+FFFD (invalid UTF-8 in Prometheus).
+    assert_eq!(
+        replace(&mut r, testmetric(), &["\u{FFFD}", "", "src", "(.*)"]),
+        Err(QueryError::Execution(
+            "invalid destination label name in label_replace(): \u{FFFD}".into()
+        ))
+    );
+    let mut args = vec![StepArg::Vector(testmetric())];
+    args.extend(strs(&["dst", "-", "\u{FFFD}"]));
+    assert_eq!(
+        r.call("label_join", args),
+        Err(QueryError::Execution(
+            "invalid source label name in label_join(): \u{FFFD}".into()
+        ))
+    );
     // Both series end up as testmetric{dst="x"}.
     assert_eq!(
         replace(&mut r, testmetric(), &["src", "x", "src", ".*"]),
