@@ -23,7 +23,9 @@
 //!   `double_exponential_smoothing` factors);
 //! - `absent_over_time`'s 0-or-1 output series; `absent` via [`absent_vector`] and
 //!   [`absent_labels`]; `info` via [`InfoPlan`];
-//! - `timestamp`: pass samples whose `t` is the raw sample time (for selector arguments).
+//! - `timestamp`: pass samples whose `t` is the raw sample time (for selector arguments);
+//! - `predict_linear` reads the step time (`ctx.ts`), so like Prometheus the engine must not
+//!   treat it as step-invariant under `@` (it is in Prometheus's `AtModifierUnsafeFunctions`).
 //!
 //! Submodules: `range` (rate, increase, delta, irate, idelta, deriv, predict_linear,
 //! double_exponential_smoothing, changes, resets, *_over_time, ts_of_*_over_time), `instant`
