@@ -34,12 +34,42 @@ struct Group {
     buckets: Vec<Bucket>,
 }
 
-/// Go's `strconv.ParseFloat` for bucket bounds (`+Inf`, `inf`, `NaN`, `1e3`, ...).
-fn parse_le(s: &str) -> Option<f64> {
+/// Go's `strconv.ParseFloat` for bucket bounds (`+Inf`, `inf`, `NaN`, `1e3`, `.5`, hex
+/// floats like `0x1p-2`). Underscores, which Go allows only in base-prefixed literals, are
+/// rejected.
+pub(super) fn parse_le(s: &str) -> Option<f64> {
     if s.is_empty() || s.contains('_') {
         return None;
     }
-    s.parse::<f64>().ok()
+    if let Ok(f) = s.parse::<f64>() {
+        return Some(f);
+    }
+    parse_hex_float(s)
+}
+
+/// `[+-]0x<hex digits>[.<hex digits>]p[+-]<decimal exponent>`.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (neg, rest) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mant, exp) = rest.split_once(['p', 'P'])?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut m = 0.0f64;
+    for c in int.chars().chain(frac.chars()) {
+        m = m * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let e = exp.checked_sub(4 * i32::try_from(frac.len()).ok()?)?;
+    let v = m * 2f64.powi(e);
+    Some(if neg { -v } else { v })
 }
 
 /// Groups the vector's classic buckets, warning (at `pos`) about samples without a usable

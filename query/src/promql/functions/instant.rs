@@ -1,7 +1,7 @@
 //! Instant-vector functions that work sample by sample or on the whole vector at one step:
 //! elementwise math (`abs` … `sgn`, `deg`, `rad`), `round`, `clamp*`, the UTC date functions,
 //! `timestamp`, `sort`/`sort_desc`, and the scalar/vector conversions `vector`, `scalar`,
-//! `pi`, `time`, plus `absent` (with empty labels; see `absent_vector`).
+//! `pi`, `time`, `min_of`, `max_of`, plus `absent` (with empty labels; see `absent_vector`).
 //!
 //! Outputs carry the step time `ctx.ts` as their timestamp. Elementwise functions set
 //! `drop_name`; `sort*` pass samples through unchanged.
@@ -132,6 +132,15 @@ pub(super) fn call(
         }
         "time" => Ok(one(ts as f64 / 1000.0, ts)),
         "pi" => Ok(one(std::f64::consts::PI, ts)),
+        // Newer Prometheus scalar functions (not in the parser's table yet).
+        "min_of" => Ok(one(
+            go_min(args::scalar(&args, 0, name)?, args::scalar(&args, 1, name)?),
+            ts,
+        )),
+        "max_of" => Ok(one(
+            go_max(args::scalar(&args, 0, name)?, args::scalar(&args, 1, name)?),
+            ts,
+        )),
         "vector" => Ok(one(args::scalar(&args, 0, name)?, ts)),
         "scalar" => {
             let v = args::vector(&args, 0, name)?;

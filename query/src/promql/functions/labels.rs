@@ -89,9 +89,11 @@ fn go_to_rust_regex(p: &str) -> String {
     out
 }
 
-/// Prometheus 3 accepts any non-empty UTF-8 label name.
+/// Prometheus 3 accepts any non-empty, valid UTF-8 label name. The parser turns invalid
+/// UTF-8 from escapes like `"\xff"` into U+FFFD, so a name containing U+FFFD is taken to have
+/// been invalid (a literally written `"\uFFFD"` is rejected too, unlike in Prometheus).
 fn valid_label_name(name: &str) -> bool {
-    !name.is_empty()
+    !name.is_empty() && !name.contains('\u{FFFD}')
 }
 
 /// `labels` with `name` set to `value` (removed when `value` is empty).

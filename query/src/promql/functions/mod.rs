@@ -16,12 +16,24 @@
 //! (`time`, `pi`, `scalar`) return a one-element vector with empty labels holding the value.
 //! Warnings and infos go to `ctx.annotations` at the argument position Prometheus uses.
 //!
+//! What the engine does around these functions:
+//! - name dropping for range functions (all but `last_over_time`/`first_over_time`; see
+//!   [`drops_name`]) and the final removal of flagged names plus the duplicate-labelset check;
+//! - [`validate_range_args`] before calling a [`RangeFn`] (fails the query for bad
+//!   `double_exponential_smoothing` factors);
+//! - `absent_over_time`'s 0-or-1 output series; `absent` via [`absent_vector`] and
+//!   [`absent_labels`]; `info` via [`InfoPlan`];
+//! - `timestamp`: pass samples whose `t` is the raw sample time (for selector arguments);
+//! - `predict_linear` reads the step time (`ctx.ts`), so like Prometheus the engine must not
+//!   treat it as step-invariant under `@` (it is in Prometheus's `AtModifierUnsafeFunctions`).
+//!
 //! Submodules: `range` (rate, increase, delta, irate, idelta, deriv, predict_linear,
 //! double_exponential_smoothing, changes, resets, *_over_time, ts_of_*_over_time), `instant`
 //! (math, clamp, round, date/time, sort, vector/scalar/pi/time, timestamp, absent), `labels`
-//! (label_replace, label_join, sort_by_label[_desc]), `histogram` (histogram_quantile(s) and
-//! histogram_fraction over classic `le` buckets; native-histogram functions yield nothing since
-//! only floats are stored), `info` (the experimental `info()`: [`InfoPlan`]), `util` (Kahan summation, Go number formatting, Go min/max).
+//! (label_replace, label_join, sort_by_label, sort_by_label_desc), `histogram`
+//! (histogram_quantile(s) and histogram_fraction over classic `le` buckets; native-histogram
+//! functions yield nothing since only floats are stored), `info` (the experimental `info()`:
+//! [`InfoPlan`]), `util` (Kahan summation, Go number formatting, Go min/max).
 
 mod histogram;
 mod info;
@@ -215,7 +227,9 @@ pub fn call_instant(
     }
     match name {
         "round" | "clamp" | "clamp_min" | "clamp_max" | "timestamp" | "time" | "pi" | "vector"
-        | "scalar" | "absent" | "sort" | "sort_desc" => instant::call(name, args, ctx),
+        | "scalar" | "absent" | "sort" | "sort_desc" | "min_of" | "max_of" => {
+            instant::call(name, args, ctx)
+        }
         n if instant::is_date_fn(n) => instant::call(name, args, ctx),
         "label_replace" => labels::label_replace(args, ctx),
         "label_join" => labels::label_join(args, ctx),

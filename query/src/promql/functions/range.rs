@@ -170,7 +170,7 @@ fn linear_regression(pts: &[FPoint], intercept_time: i64) -> (f64, f64) {
             const_y = false;
         }
         n += 1.0;
-        let x = (p.t - intercept_time) as f64 / 1e3;
+        let x = (i128::from(p.t) - i128::from(intercept_time)) as f64 / 1e3;
         (sum_x, c_x) = kahan_inc(x, sum_x, c_x);
         (sum_y, c_y) = kahan_inc(p.f, sum_y, c_y);
         (sum_xy, c_xy) = kahan_inc(x * p.f, sum_xy, c_xy);
@@ -395,10 +395,13 @@ fn stddev_over_time(w: &Window<'_>, _: &[f64], _: &mut FnCtx<'_>) -> Option<f64>
     variance(w.points).map(f64::sqrt)
 }
 
-/// Median absolute deviation from the median.
+/// Median absolute deviation from the median; NaN if any point is NaN.
 fn mad_over_time(w: &Window<'_>, _: &[f64], _: &mut FnCtx<'_>) -> Option<f64> {
     if w.points.is_empty() {
         return None;
+    }
+    if w.points.iter().any(|p| p.f.is_nan()) {
+        return Some(f64::NAN);
     }
     let mut values: Vec<f64> = w.points.iter().map(|p| p.f).collect();
     let median = quantile(0.5, &mut values);

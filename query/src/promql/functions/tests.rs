@@ -450,6 +450,32 @@ fn aggregations_over_time() {
 }
 
 #[test]
+fn mad_over_time_cases() {
+    let mut r = Run::new();
+    let m = labels(&[]);
+    // metric 4 6 2 1 999 1 2 at 10s, [70s] at 70s: the window holds 6 2 1 999 1 2.
+    let pts = series(10_000, &[4.0, 6.0, 2.0, 1.0, 999.0, 1.0, 2.0]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 70_000, 70_000, &[]),
+        Some(1.0)
+    );
+    let pts = series(10_000, &[1.0, 2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 50_000, 40_000, &[]),
+        Some(1.0)
+    );
+    let pts = series(10_000, &[7.0; 5]);
+    assert_eq!(
+        r.range("mad_over_time", &pts, &m, 50_000, 40_000, &[]),
+        Some(0.0)
+    );
+    // A NaN point makes the result NaN.
+    let pts = series(10_000, &[1.0, 2.0, f64::NAN, 4.0]);
+    let got = r.range("mad_over_time", &pts, &m, 40_000, 30_000, &[]);
+    assert!(got.unwrap().is_nan());
+}
+
+#[test]
 fn min_max_over_time_skip_nan_unless_only_nan() {
     let mut r = Run::new();
     let m = labels(&[]);
@@ -744,6 +770,24 @@ fn time_vector_scalar_timestamp() {
     assert!(out[0].drop_name);
 }
 
+#[test]
+fn min_of_and_max_of() {
+    let mut r = Run::new();
+    let call = |r: &mut Run, f: &str, a: f64, b: f64| {
+        r.call(f, vec![StepArg::Scalar(a), StepArg::Scalar(b)])
+            .unwrap()[0]
+            .f
+    };
+    assert_eq!(call(&mut r, "min_of", 3.0, 5.0), 3.0);
+    assert_eq!(call(&mut r, "max_of", 5.0, 3.0), 5.0);
+    assert_eq!(call(&mut r, "max_of", -2.0, -5.0), -2.0);
+    assert!(call(&mut r, "min_of", f64::NAN, 1.0).is_nan());
+    assert_eq!(
+        call(&mut r, "max_of", f64::NAN, f64::INFINITY),
+        f64::INFINITY
+    );
+}
+
 // ---- sort ----
 
 #[test]
@@ -917,6 +961,21 @@ fn label_replace_errors() {
         replace(&mut r, testmetric(), &["", "", "src", "(.*)"]),
         Err(QueryError::Execution(
             "invalid destination label name in label_replace(): ".into()
+        ))
+    );
+    // "\xff" reaches us as U+FFFD (invalid UTF-8 in Prometheus).
+    assert_eq!(
+        replace(&mut r, testmetric(), &["\u{FFFD}", "", "src", "(.*)"]),
+        Err(QueryError::Execution(
+            "invalid destination label name in label_replace(): \u{FFFD}".into()
+        ))
+    );
+    let mut args = vec![StepArg::Vector(testmetric())];
+    args.extend(strs(&["dst", "-", "\u{FFFD}"]));
+    assert_eq!(
+        r.call("label_join", args),
+        Err(QueryError::Execution(
+            "invalid source label name in label_join(): \u{FFFD}".into()
         ))
     );
     // Both series end up as testmetric{dst="x"}.
@@ -1164,8 +1223,16 @@ fn histogram_quantile_forces_monotonicity_with_info() {
 #[test]
 fn histogram_functions_warn_about_bad_le() {
     for (le, want) in [
-        (None, "bucket label \"le\" is missing or has a malformed value of \"\" for metric name \"series\""),
-        (Some("Hello World"), "bucket label \"le\" is missing or has a malformed value of \"Hello World\" for metric name \"series\""),
+        (
+            None,
+            "bucket label \"le\" is missing or has a malformed value of \"\" \
+             for metric name \"series\"",
+        ),
+        (
+            Some("Hello World"),
+            "bucket label \"le\" is missing or has a malformed value of \"Hello World\" \
+             for metric name \"series\"",
+        ),
     ] {
         let mut pairs = vec![("__name__", "series")];
         match le {
@@ -1468,4 +1535,241 @@ fn info_ignores_info_series_picks_newest_and_detects_conflicts() {
         plan.combine(base, &conflicting),
         Err(QueryError::Execution("conflicting label: x".into()))
     );
+}
+
+#[test]
+fn histogram_fraction_cases_from_histograms_test() {
+    let inf = f64::INFINITY;
+    let b = |pairs: &[(f64, f64)]| -> Vec<histogram::Bucket> {
+        pairs
+            .iter()
+            .map(|&(upper, count)| histogram::Bucket { upper, count })
+            .collect()
+    };
+    let neg = [(-3.0, 10.0), (-2.0, 12.0), (-1.0, 15.0), (inf, 100.0)];
+    let pos = [(1.0, 1.0), (2.0, 3.0), (3.0, 6.0), (inf, 100.0)];
+    type Case<'a> = (&'a [(f64, f64)], f64, f64, f64);
+    let cases: &[Case] = &[
+        (
+            &[
+                (0.0, 0.0),
+                (2.0, 10.0),
+                (4.0, 20.0),
+                (6.0, 30.0),
+                (inf, 30.0),
+            ],
+            0.0,
+            4.0,
+            2.0 / 3.0,
+        ),
+        (
+            &[
+                (0.0, 0.0),
+                (2.0, 10.0),
+                (4.0, 20.0),
+                (6.0, 30.0),
+                (inf, 30.0),
+            ],
+            0.0,
+            3.5,
+            0.5833333333333334,
+        ),
+        (&pos, 0.0, 1.5, 0.02),
+        (&neg, -4.0, -2.0, 0.02),
+        (&neg, f64::NEG_INFINITY, -1.5, 0.135),
+        (&neg, 0.0, 1.0, 0.0),
+        (&pos, 400.0, inf, 0.94),
+        (&pos, 2.0, 3.5, 0.03),
+        (&pos, 0.5, 2.0, 0.025),
+        (&pos, 1.0, 3.0, 0.05),
+        (&[(0.5, 2.5), (1.0, 7.5), (inf, 100.0)], 0.1, 0.75, 0.045),
+        (
+            &[
+                (-2.0, 5.0),
+                (-1.0, 10.0),
+                (0.0, 15.0),
+                (1.0, 20.0),
+                (inf, 100.0),
+            ],
+            -1.0,
+            1.0,
+            0.1,
+        ),
+    ];
+    for (buckets, lo, hi, want) in cases {
+        let got = histogram::bucket_fraction(*lo, *hi, &mut b(buckets));
+        assert_close(got, *want);
+    }
+    assert!(histogram::bucket_fraction(0.0, 5.0, &mut b(&[(1.0, 0.0), (inf, 0.0)])).is_nan());
+    // testhistogram2: q(1/6), q(1/2), q(5/6) in the middle of buckets.
+    let h2 = [
+        (0.0, 0.0),
+        (2.0, 10.0),
+        (4.0, 20.0),
+        (6.0, 30.0),
+        (inf, 30.0),
+    ];
+    for (q, want) in [(1.0 / 6.0, 1.0), (0.5, 3.0), (5.0 / 6.0, 5.0)] {
+        assert_close(histogram::bucket_quantile(q, &mut b(&h2)).0, want);
+    }
+    // testhistogram{start="negative"} at 50m: the lowest bucket's bound when q falls in it.
+    let negh = [(-0.2, 10.0), (-0.1, 20.0), (0.3, 20.0), (inf, 30.0)];
+    assert_close(histogram::bucket_quantile(0.0, &mut b(&negh)).0, -0.2);
+    assert_close(histogram::bucket_quantile(0.5, &mut b(&negh)).0, -0.15);
+    // Duplicate bounds (le="1" and le="1.0") are merged before interpolating.
+    let (q, forced) =
+        histogram::bucket_quantile(0.5, &mut b(&[(1.0, 2.0), (1.0, 2.0), (inf, 8.0)]));
+    assert_eq!((q, forced), (1.0, false));
+}
+
+#[test]
+fn le_values_parse_like_go() {
+    // testhistogram{start="positive"} at 50m: 0.1:50 .2:70 1e0:110 +Inf:120.
+    let mut r = Run::new();
+    let v = buckets(
+        "testhistogram_bucket",
+        &[("start", "positive")],
+        &[("0.1", 50.0), (".2", 70.0), ("1e0", 110.0), ("+Inf", 120.0)],
+    );
+    let out = r
+        .call(
+            "histogram_quantile",
+            vec![StepArg::Scalar(0.5), StepArg::Vector(v)],
+        )
+        .unwrap();
+    assert!(r.annotations.is_empty());
+    // rank 60 falls in (0.1, 0.2]: 0.1 + 0.1 * 10/20.
+    assert_close(out[0].f, 0.15);
+    let v = buckets(
+        "x",
+        &[],
+        &[("-.2", 1.0), ("inf", 2.0), ("1_0", 1.0), ("0x1p-2", 1.0)],
+    );
+    let out = r
+        .call(
+            "histogram_quantile",
+            vec![StepArg::Scalar(0.5), StepArg::Vector(v)],
+        )
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    // Only "1_0" is rejected, as in Go.
+    assert_eq!(
+        r.messages(AnnotationKind::Warning),
+        ["bucket label \"le\" is missing or has a malformed value of \"1_0\" for metric name \"x\""]
+    );
+    assert_eq!(histogram::parse_le("0x1p-2"), Some(0.25));
+    assert_eq!(histogram::parse_le("-0X1.8p1"), Some(-3.0));
+    assert_eq!(histogram::parse_le("0x1"), None);
+    assert_eq!(histogram::parse_le("Infinity"), Some(f64::INFINITY));
+    assert!(histogram::parse_le("nan").unwrap().is_nan());
+    assert_eq!(histogram::parse_le(" 1"), None);
+}
+
+// ---- no panics on any input ----
+
+mod no_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::promql::ast::{ValueType, FUNCTIONS};
+
+    fn float() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(0.0),
+            Just(-0.0),
+            -1e3..1e3f64,
+        ]
+    }
+
+    fn label_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("+Inf".to_string()),
+            Just("0.5".to_string()),
+            Just("x".to_string()),
+            "[a-z0-9.$(){}\\\\*+?|^]{0,6}",
+        ]
+    }
+
+    fn vector() -> impl Strategy<Value = Vector> {
+        prop::collection::vec(
+            (
+                label_value(),
+                label_value(),
+                float(),
+                any::<i64>(),
+                any::<bool>(),
+            ),
+            0..6,
+        )
+        .prop_map(|v| {
+            v.into_iter()
+                .map(|(a, le, f, t, drop_name)| Sample {
+                    metric: Labels::from_pairs([("__name__", "m"), ("a", &a), ("le", &le)]),
+                    t,
+                    f,
+                    drop_name,
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn range_functions(
+            mut points in prop::collection::vec((-1_000_000i64..1_000_000, float()), 0..12),
+            scalars in prop::collection::vec(float(), 0..3),
+            range in 1i64..2_000_000,
+            ts in -1_000_000i64..1_000_000,
+        ) {
+            points.sort_by_key(|p| p.0);
+            points.dedup_by_key(|p| p.0);
+            let pts: Vec<FPoint> = points.iter().map(|&(t, f)| FPoint { t, f }).collect();
+            let metric = labels(&[("__name__", "x")]);
+            let mut r = Run::new();
+            for f in FUNCTIONS {
+                if let Some(func) = range_function(f.name) {
+                    let w = Window {
+                        points: &pts,
+                        range_start: ts - range,
+                        range_end: ts,
+                        metric: &metric,
+                    };
+                    let _ = func(&w, &scalars, &mut r.ctx(ts));
+                    let _ = validate_range_args(f.name, &scalars);
+                }
+            }
+        }
+
+        #[test]
+        fn instant_functions(
+            vectors in prop::collection::vec(vector(), 2),
+            scalars in prop::collection::vec(float(), 4),
+            strings in prop::collection::vec(label_value(), 4),
+            extra in 0usize..3,
+        ) {
+            let mut r = Run::new();
+            for f in FUNCTIONS {
+                if f.arg_types.contains(&ValueType::Matrix) {
+                    continue;
+                }
+                let n = f.arg_types.len() + if f.variadic != 0 { extra } else { 0 };
+                let args: Vec<StepArg> = (0..n)
+                    .map(|i| {
+                        let t = f.arg_types[i.min(f.arg_types.len().saturating_sub(1))];
+                        match t {
+                            ValueType::Scalar => StepArg::Scalar(scalars[i % 4]),
+                            ValueType::String => StepArg::String(strings[i % 4].clone()),
+                            _ => StepArg::Vector(vectors[i % 2].clone()),
+                        }
+                    })
+                    .collect();
+                let _ = r.call(f.name, args);
+            }
+        }
+    }
 }
