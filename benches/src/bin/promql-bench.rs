@@ -54,6 +54,8 @@ struct Args {
     hours: i64,
     runs: usize,
     seed: u64,
+    /// Keep the data here and reuse it on the next run with the same data flags.
+    dir: Option<String>,
 }
 
 fn parse() -> Result<Args> {
@@ -62,6 +64,7 @@ fn parse() -> Result<Args> {
         hours: 24,
         runs: 5,
         seed: 42,
+        dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -71,8 +74,9 @@ fn parse() -> Result<Args> {
             "--hours" => a.hours = v()?.parse()?,
             "--runs" => a.runs = v()?.parse()?,
             "--seed" => a.seed = v()?.parse()?,
+            "--dir" => a.dir = Some(v()?),
             "-h" | "--help" => {
-                println!("promql-bench [--series N] [--hours H] [--runs R] [--seed S]");
+                println!("promql-bench [--series N] [--hours H] [--runs R] [--seed S] [--dir PATH (keep and reuse the data)]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -160,6 +164,19 @@ fn result_size(v: &Value) -> (usize, usize) {
 fn main() -> Result<()> {
     let args = parse()?;
     let tmp = tempfile::tempdir()?;
+    let dir = match &args.dir {
+        Some(d) => std::path::PathBuf::from(d),
+        None => tmp.path().to_path_buf(),
+    };
+    let marker = dir.join("promql-bench.data");
+    let data_id = format!(
+        "series={} hours={} seed={}",
+        args.series, args.hours, args.seed
+    );
+    let reuse = std::fs::read_to_string(&marker).is_ok_and(|m| m == data_id);
+    if !reuse && dir.exists() && args.dir.is_some() {
+        std::fs::remove_dir_all(&dir)?;
+    }
     let hosts = (args.series / 1000).max(1);
     let hist_series = HistGen::series_count(hosts);
     let node_series = args.series.saturating_sub(hist_series).max(1);
@@ -167,7 +184,7 @@ fn main() -> Result<()> {
     let mut gen = NodeExporterGen::new(args.seed, node_series, start_ms);
     let mut hist = HistGen::new(args.seed + 1, hosts);
     let db = Db::open(
-        tmp.path(),
+        &dir,
         Options {
             retention_ms: None,
             ..Options::default()
@@ -178,7 +195,7 @@ fn main() -> Result<()> {
     let load_start = Instant::now();
     let mut index = 1u64;
     let mut samples = 0u64;
-    for r in 0..rounds {
+    for r in 0..if reuse { 0 } else { rounds } {
         let t = start_ms + r * INTERVAL_MS;
         let mut batches = gen.next_round(5000);
         batches.push(hist.round(t));
@@ -191,14 +208,22 @@ fn main() -> Result<()> {
             db.compact()?;
         }
     }
-    db.flush_head()?;
-    db.compact()?;
+    if !reuse {
+        db.flush_head()?;
+        db.compact()?;
+        std::fs::write(&marker, &data_id)?;
+    }
     let load_secs = load_start.elapsed().as_secs_f64();
     let end_ms = start_ms + rounds * INTERVAL_MS;
-    eprintln!(
-        "loaded {} series, {samples} samples in {load_secs:.1} s",
-        gen.len() + hist_series
-    );
+    if reuse {
+        samples = (gen.len() + hist_series) as u64 * rounds as u64;
+        eprintln!("reusing the data in {}", dir.display());
+    } else {
+        eprintln!(
+            "loaded {} series, {samples} samples in {load_secs:.1} s",
+            gen.len() + hist_series
+        );
+    }
 
     let engine = Engine::new(EngineOptions::default());
     let storage = TenantStorage {

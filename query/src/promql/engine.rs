@@ -20,7 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use o11y_tsdb::labels::{Label, Labels, METRIC_NAME};
-use o11y_tsdb::matcher::{MatchOp, Matcher};
+use o11y_tsdb::matcher::Matcher;
 use o11y_tsdb::{Db, STALE_NAN_BITS};
 use rayon::prelude::*;
 
@@ -405,31 +405,6 @@ fn unwrap_parens(e: &Expr) -> &Expr {
         Expr::Paren { expr, .. } => unwrap_parens(expr),
         e => e,
     }
-}
-
-/// Labels of `absent(...)`/`absent_over_time(...)`'s output: the equality matchers of a
-/// selector argument (a name matched twice is left out), nothing for other arguments.
-pub(crate) fn absent_labels(e: &Expr) -> Labels {
-    let matchers = match e {
-        Expr::VectorSelector(vs) => &vs.matchers,
-        Expr::MatrixSelector(ms) => &ms.vs.matchers,
-        _ => return Labels::default(),
-    };
-    let mut out: Vec<Label> = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for m in matchers {
-        if m.name == METRIC_NAME {
-            continue;
-        }
-        if m.op == MatchOp::Equal && !seen.contains(&m.name.as_str()) {
-            out.retain(|l| l.name != m.name);
-            out.push(Label::new(m.name.clone(), m.value.clone()));
-            seen.push(&m.name);
-        } else {
-            out.retain(|l| l.name != m.name);
-        }
-    }
-    Labels::from_pairs(out.into_iter().map(|l| (l.name, l.value)))
 }
 
 /// Collects per-step outputs into series, keyed by labels, in first-seen order.
@@ -959,7 +934,7 @@ impl Evaluator<'_> {
             return Vec::new();
         }
         vec![Series {
-            metric: absent_labels(arg),
+            metric: functions::absent_labels(arg),
             floats,
             drop_name: false,
         }]
@@ -1017,6 +992,10 @@ impl Evaluator<'_> {
                 c.func.name
             )));
         };
+        for i in 0..n {
+            let at_step: Vec<f64> = scalars.iter().map(|v| v[i]).collect();
+            functions::validate_range_args(c.func.name, &at_step)?;
+        }
         let keep_name = matches!(c.func.name, "last_over_time" | "first_over_time");
         let arg_pos: Vec<PosRange> = c.args.iter().map(|a| a.pos()).collect();
         let range = self.range;
@@ -1083,6 +1062,15 @@ impl Evaluator<'_> {
 
     fn eval_instant_call(&self, c: &Call) -> Result<Val, QueryError> {
         let n = self.range.len();
+        // Elementwise math: map the points in place, no per-step vectors.
+        if let (Some(f), [arg]) = (functions::simple_float_fn(c.func.name), c.args.as_slice()) {
+            let mut m = self.eval_vector_arg(arg)?;
+            for s in &mut m {
+                s.floats.iter_mut().for_each(|p| p.f = f(p.f));
+                s.drop_name = true;
+            }
+            return Ok(Val::Vector(m));
+        }
         enum Arg {
             Scalar(Vec<f64>),
             String(String),
