@@ -188,14 +188,20 @@ impl StepGrid {
         s1: usize,
         mut f: impl FnMut(usize, f64),
     ) {
+        if s1 <= s0 {
+            return;
+        }
+        let t_last = self.time(s1 - 1);
         let mut next = s0;
         for p in points {
-            let idx = if next < s1 && p.t == self.time(next) {
+            if p.t > t_last {
+                break;
+            }
+            let idx = if p.t == self.time(next) {
                 next
             } else {
                 match self.index(p.t) {
                     Some(i) if i >= next && i < s1 => i,
-                    Some(i) if i >= s1 => break,
                     _ => continue,
                 }
             };
@@ -231,21 +237,59 @@ impl StepGrid {
         points.truncate(kept);
     }
 
-    /// The sub-slice of `points` whose timestamps fall in the steps `[s0, s1)`.
+    /// The points from step `s0` on (callers stop at their own end step). Dense series have
+    /// their point for step `s0` at a predictable index, so the start is found by galloping
+    /// from that guess: O(1) for gap-free series instead of a binary search over cold memory.
     pub(crate) fn slice<'p>(
         &self,
         points: &'p [super::value::FPoint],
         s0: usize,
-        s1: usize,
+        _s1: usize,
     ) -> &'p [super::value::FPoint] {
-        if s0 == 0 && s1 >= self.n {
+        let Some(first) = points.first() else {
+            return points;
+        };
+        let t0 = self.time(s0);
+        if s0 == 0 || first.t >= t0 {
             return points;
         }
-        let t0 = self.time(s0);
-        let t1 = self.time(s1.saturating_sub(1).max(s0));
-        let a = points.partition_point(|p| p.t < t0);
-        let b = points.partition_point(|p| p.t <= t1);
-        &points[a..b.max(a)]
+        let n = points.len();
+        let guess = ((i128::from(t0) - i128::from(first.t)) / i128::from(self.step))
+            .clamp(0, (n - 1) as i128) as usize;
+        let before = |i: usize| points[i].t < t0;
+        // Invariant: the answer `a` satisfies before(i) for i < a and !before(i) for i >= a.
+        let (lo, hi) = if before(guess) {
+            // a > guess: gallop forward.
+            let (mut lo, mut step) = (guess, 1usize);
+            loop {
+                let i = lo.saturating_add(step);
+                if i >= n {
+                    break (lo, n);
+                }
+                if !before(i) {
+                    break (lo, i);
+                }
+                lo = i;
+                step = step.saturating_mul(2);
+            }
+        } else {
+            // a <= guess: gallop backward.
+            let (mut hi, mut step) = (guess, 1usize);
+            loop {
+                if hi == 0 {
+                    return points;
+                }
+                let i = hi.saturating_sub(step);
+                if before(i) {
+                    break (i, hi);
+                }
+                hi = i;
+                step = step.saturating_mul(2);
+            }
+        };
+        // before(lo) holds and !before(hi) (or hi == n): search strictly between.
+        let a = lo + 1 + points[lo + 1..hi].partition_point(|p| p.t < t0);
+        &points[a..]
     }
 }
 

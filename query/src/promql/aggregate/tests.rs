@@ -1018,3 +1018,125 @@ fn large_inputs_take_the_parallel_path_and_agree() {
     let r = Run::new(AggOp::Sum, steps).ok(input);
     assert!(r[0].floats.windows(2).all(|w| w[0].t < w[1].t));
 }
+
+/// Timing of the benchmark target (10,000 series × 1,440 steps); run with
+/// `cargo test --release -p o11y-query --lib aggregate::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing() {
+    let n_steps = 1440;
+    let steps = range(0, (n_steps as i64 - 1) * MIN, MIN);
+    let input: Matrix = (0..10_000)
+        .map(|i| Series {
+            metric: ls(&[
+                ("__name__", "http_requests_total"),
+                ("instance", &format!("host-{i}")),
+                ("job", "api"),
+                ("x", &(i % 100).to_string()),
+            ]),
+            floats: (0..n_steps)
+                .map(|s| FPoint {
+                    t: s as i64 * MIN,
+                    f: ((i * 7919 + s * 104729) % 100_000) as f64 / 10.0,
+                })
+                .collect(),
+            drop_name: true,
+        })
+        .collect();
+    let runs: Vec<(&str, Run)> = vec![
+        ("sum by (x)", Run::new(AggOp::Sum, steps).by(&["x"])),
+        ("sum", Run::new(AggOp::Sum, steps)),
+        ("avg by (x)", Run::new(AggOp::Avg, steps).by(&["x"])),
+        (
+            "max without (instance)",
+            Run::new(AggOp::Max, steps).without(&["instance"]),
+        ),
+        ("topk(10)", Run::new(AggOp::Topk, steps).k(10.0)),
+        (
+            "topk by (x) (3)",
+            Run::new(AggOp::Topk, steps).k(3.0).by(&["x"]),
+        ),
+        ("bottomk(10)", Run::new(AggOp::Bottomk, steps).k(10.0)),
+        ("limitk(10)", Run::new(AggOp::Limitk, steps).k(10.0)),
+        (
+            "limit_ratio(0.5)",
+            Run::new(AggOp::LimitRatio, steps).k(0.5),
+        ),
+        (
+            "quantile by (x) (0.9)",
+            Run::new(AggOp::Quantile, steps).k(0.9).by(&["x"]),
+        ),
+        ("stddev", Run::new(AggOp::Stddev, steps)),
+        (
+            "count_values by (x)",
+            Run::new(AggOp::CountValues, steps).label("v").by(&["x"]),
+        ),
+    ];
+    {
+        // Baseline: one pass over every point.
+        let t0 = std::time::Instant::now();
+        let total: f64 = input
+            .iter()
+            .flat_map(|s| s.floats.iter())
+            .map(|p| p.f)
+            .sum();
+        println!(
+            "{:28} {:>8.1} ms  ({total})",
+            "baseline pass",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    for (name, run) in runs {
+        let data = input.clone();
+        let t0 = std::time::Instant::now();
+        let r = run.go(data).0.expect("aggregation");
+        let el = t0.elapsed();
+        let pts: usize = r.iter().map(|s| s.floats.len()).sum();
+        println!(
+            "{name:28} {:>8.1} ms  ({} series, {pts} points)",
+            el.as_secs_f64() * 1e3,
+            r.len()
+        );
+        drop(r);
+    }
+}
+
+#[test]
+fn step_grid_slice_matches_binary_search() {
+    let grid = StepGrid::new(range(1000, 1000 + 99 * 10, 10)).expect("grid");
+    // Dense, sparse, shifted, off-grid and duplicate-ish layouts.
+    let layouts: Vec<Vec<i64>> = vec![
+        (0..100).map(|i| 1000 + i * 10).collect(),
+        (0..100)
+            .filter(|i| i % 7 != 3)
+            .map(|i| 1000 + i * 10)
+            .collect(),
+        (40..60).map(|i| 1000 + i * 10).collect(),
+        vec![1000, 1990],
+        (0..300).map(|i| 995 + i * 3).collect(),
+        vec![],
+        vec![5],
+        vec![5000, 6000],
+    ];
+    for ts in layouts {
+        let pts: Vec<FPoint> = ts.iter().map(|&t| FPoint { t, f: 0.0 }).collect();
+        for s0 in 0..100 {
+            let t0 = grid.time(s0);
+            let want = pts.partition_point(|p| p.t < t0);
+            let got = grid.slice(&pts, s0, 100);
+            // Exact from step 1 on; from step 0 everything (earlier points are skipped later).
+            let skipped = pts.len() - got.len();
+            assert_eq!(skipped, if s0 == 0 { 0 } else { want }, "s0={s0} ts={ts:?}");
+            // for_each_point yields exactly the on-grid points of [s0, s1).
+            let s1 = (s0 + 17).min(100);
+            let mut seen = Vec::new();
+            grid.for_each_point(got, s0, s1, |i, _| seen.push(i));
+            let expect: Vec<usize> = ts
+                .iter()
+                .filter_map(|&t| grid.index(t))
+                .filter(|&i| i >= s0 && i < s1)
+                .collect();
+            assert_eq!(seen, expect);
+        }
+    }
+}
