@@ -400,13 +400,15 @@ fn unit(
                         heap_up(&mut heap[..n + 1], n, less_value);
                     }
                 }
-                _ => {
-                    if n < cap && ratio_keeps(offsets[si as usize], ratios[j]) {
+                AggOp::LimitRatio => {
+                    let offset = offsets.get(si as usize).copied().unwrap_or(1.0);
+                    if n < cap && ratio_keeps(offset, ratios[j]) {
                         heap[n] = e;
                         lens[j] = n + 1;
                         heap_up(&mut heap[..n + 1], n, less_value);
                     }
                 }
+                _ => {}
             }
         });
     }

@@ -509,6 +509,31 @@ fn topk_ties_follow_go_heap_and_insertion_sort() {
     let idx: Vec<_> = r.iter().map(|s| s.metric.get("i").unwrap_or("")).collect();
     assert_eq!(idx[0], "c");
     assert_eq!(r.len(), 3);
+
+    // More than 12 elements (past Go's insertion sort): still sorted, NaN last.
+    let input: Matrix = (0..30)
+        .map(|i| {
+            let f = if i == 7 {
+                f64::NAN
+            } else {
+                ((i * 17) % 30) as f64
+            };
+            ser(&[("i", &i.to_string())], &[(0, f)])
+        })
+        .collect();
+    let r = Run::new(AggOp::Topk, at).k(20.0).ok(input.clone());
+    let v: Vec<f64> = r.iter().map(|s| s.floats[0].f).collect();
+    let want: Vec<f64> = (10..30)
+        .rev()
+        .map(f64::from)
+        .filter(|&f| f != 29.0)
+        .collect();
+    // 29 belongs to the NaN series (7 * 17 % 30 = 29), so the top 20 are 28..=9.
+    assert_eq!(v, [want, vec![9.0]].concat());
+    let r = Run::new(AggOp::Bottomk, at).k(30.0).ok(input);
+    let v: Vec<f64> = r.iter().map(|s| s.floats[0].f).collect();
+    assert!(v[..29].windows(2).all(|w| w[0] < w[1]));
+    assert!(v[29].is_nan());
 }
 
 #[test]
@@ -1086,8 +1111,20 @@ fn timing() {
             t0.elapsed().as_secs_f64() * 1e3
         );
     }
+    let only = std::env::var("AGG_ONLY").unwrap_or_default();
     for (name, run) in runs {
-        let data = input.clone();
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        let mut data = input.clone();
+        if name.starts_with("count_values") {
+            // A realistic count_values input: few distinct values (versions).
+            for (i, s) in data.iter_mut().enumerate() {
+                for p in s.floats.iter_mut() {
+                    p.f = (i % 5) as f64;
+                }
+            }
+        }
         let t0 = std::time::Instant::now();
         let r = run.go(data).0.expect("aggregation");
         let el = t0.elapsed();
