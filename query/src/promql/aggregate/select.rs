@@ -393,20 +393,21 @@ fn unit(
                         }
                     }
                 }
-                AggOp::Limitk => {
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    }
+                AggOp::Limitk if n < k => {
+                    heap[n] = e;
+                    lens[j] = n + 1;
+                    heap_up(&mut heap[..n + 1], n, less_value);
                 }
-                AggOp::LimitRatio => {
-                    let offset = offsets.get(si as usize).copied().unwrap_or(1.0);
-                    if n < cap && ratio_keeps(offset, ratios[j]) {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    }
+                AggOp::LimitRatio
+                    if n < cap
+                        && ratio_keeps(
+                            offsets.get(si as usize).copied().unwrap_or(1.0),
+                            ratios[j],
+                        ) =>
+                {
+                    heap[n] = e;
+                    lens[j] = n + 1;
+                    heap_up(&mut heap[..n + 1], n, less_value);
                 }
                 _ => {}
             }
