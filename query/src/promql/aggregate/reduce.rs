@@ -26,14 +26,13 @@ trait Acc: Copy + Default + Send {
 #[inline]
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
+    // Same arithmetic as Go's `switch`, written as selects: the magnitude comparison is
+    // unpredictable on real data and a branch on it costs more than the whole update.
+    let sum_bigger = sum.abs() >= inc.abs();
+    let big = if sum_bigger { sum } else { inc };
+    let small = if sum_bigger { inc } else { sum };
+    let c = c + ((big - t) + small);
+    (t, if t.is_infinite() { 0.0 } else { c })
 }
 
 #[derive(Clone, Copy, Default)]
