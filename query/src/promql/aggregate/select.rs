@@ -314,6 +314,54 @@ fn unit(
     s0: usize,
     s1: usize,
 ) -> Vec<(u32, FPoint)> {
+    // Bound the heaps' memory: at most SELECT_BUF entries per piece of steps.
+    let cap = (s0..s1)
+        .map(|s| {
+            if op == AggOp::LimitRatio {
+                members.len()
+            } else {
+                step_k(params.at(s), n_input)
+            }
+        })
+        .max()
+        .unwrap_or(0)
+        .min(members.len())
+        .max(1);
+    let piece_len = (SELECT_BUF / cap).max(1);
+    let mut out = Vec::new();
+    let mut a = s0;
+    while a < s1 {
+        let b = (a + piece_len).min(s1);
+        let p = piece(
+            op, input, members, grid, params, offsets, n_input, instant, a, b,
+        );
+        if out.is_empty() {
+            out = p;
+        } else {
+            out.extend_from_slice(&p);
+        }
+        a = b;
+    }
+    out
+}
+
+/// Most heap entries one work unit holds at once (small under test, to exercise pieces).
+const SELECT_BUF: usize = if cfg!(test) { 64 } else { 1 << 20 };
+
+/// [`unit`] over the steps `[s0, s1)`.
+#[allow(clippy::too_many_arguments)]
+fn piece(
+    op: AggOp,
+    input: &Matrix,
+    members: &[u32],
+    grid: &StepGrid,
+    params: &Params<'_>,
+    offsets: &[f64],
+    n_input: usize,
+    instant: bool,
+    s0: usize,
+    s1: usize,
+) -> Vec<(u32, FPoint)> {
     let len = s1 - s0;
     // Per step: k (or, for limit_ratio, the ratio) and the heap capacity.
     let mut ks = vec![0usize; len];

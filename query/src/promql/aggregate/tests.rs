@@ -971,6 +971,15 @@ fn naive(
                 AggOp::Sum => v.iter().sum(),
                 AggOp::Count => v.len() as f64,
                 AggOp::Max => v.iter().copied().fold(f64::MIN, f64::max),
+                AggOp::Quantile => {
+                    // q = 0.9 by full sort and interpolation.
+                    let mut v = v.clone();
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    let rank = 0.9 * (v.len() as f64 - 1.0);
+                    let (lo, w) = (rank.floor() as usize, rank - rank.floor());
+                    let hi = (lo + 1).min(v.len() - 1);
+                    v[lo] * (1.0 - w) + v[hi] * w
+                }
                 _ => v.iter().sum::<f64>() / v.len() as f64,
             };
             groups.entry(k).or_default().push((t, f));
@@ -990,8 +999,10 @@ fn large_inputs_take_the_parallel_path_and_agree() {
         (AggOp::Count, vec!["x"]),
         (AggOp::Max, vec!["x", "job"]),
         (AggOp::Avg, vec!["job"]),
+        (AggOp::Quantile, vec!["x"]),
+        (AggOp::Quantile, vec![]),
     ] {
-        let r = Run::new(op, steps).by(&by).ok(input.clone());
+        let r = Run::new(op, steps).by(&by).k(0.9).ok(input.clone());
         let want = naive(op, &input, n_steps, |s| {
             let l: Vec<(&str, &str)> = by
                 .iter()
