@@ -165,17 +165,18 @@ impl StepGrid {
     }
 
     /// The step whose timestamp is `t`, if any.
+    #[inline]
     pub(crate) fn index(&self, t: i64) -> Option<usize> {
         if self.n == 1 {
             return (t == self.start).then_some(0);
         }
-        let d = i128::from(t) - i128::from(self.start);
-        let step = i128::from(self.step);
-        if d < 0 || d % step != 0 {
+        // i64 arithmetic only (an i128 division is a slow library call).
+        let d = t.checked_sub(self.start)?;
+        if d < 0 || d % self.step != 0 {
             return None;
         }
-        let i = d / step;
-        (i < self.n as i128).then_some(i as usize)
+        let i = (d / self.step) as u64;
+        (i < self.n as u64).then_some(i as usize)
     }
 
     /// Iterates `(step index, value)` over `points` (ascending timestamps) restricted to the
@@ -193,20 +194,24 @@ impl StepGrid {
         }
         let t_last = self.time(s1 - 1);
         let mut next = s0;
+        // Timestamp of step `next`, kept in step with it (dense series hit it every time).
+        let mut t_next = self.time(s0);
         for p in points {
-            if p.t > t_last {
+            let t = p.t;
+            if t > t_last {
                 break;
             }
-            let idx = if p.t == self.time(next) {
+            let idx = if t == t_next {
                 next
             } else {
-                match self.index(p.t) {
+                match self.index(t) {
                     Some(i) if i >= next && i < s1 => i,
                     _ => continue,
                 }
             };
             f(idx, p.f);
             next = idx + 1;
+            t_next = t.wrapping_add(self.step);
         }
     }
 

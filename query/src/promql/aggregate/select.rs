@@ -385,12 +385,20 @@ fn piece(
         // Range limitk: the first k series with a point at each step; no order needed.
         let mut counts = vec![0usize; len];
         let mut out = Vec::new();
+        // Steps still taking series; once none is, the remaining series cannot matter.
+        let mut open = ks.iter().filter(|&&k| k > 0).count();
         for &si in members {
+            if open == 0 {
+                break;
+            }
             let points = grid.slice(&input[si as usize].floats, s0, s1);
             grid.for_each_point(points, s0, s1, |idx, f| {
                 let j = idx - s0;
                 if counts[j] < ks[j] {
                     counts[j] += 1;
+                    if counts[j] == ks[j] {
+                        open -= 1;
+                    }
                     out.push((
                         si,
                         FPoint {
@@ -405,6 +413,9 @@ fn piece(
     }
     let mut heaps = vec![Entry::default(); len * cap];
     let mut lens = vec![0usize; len];
+    // Per step, the heap root's value once the heap is full: most values are rejected by
+    // comparing with it, without touching the heap (one small array, cache-resident).
+    let mut roots = vec![0.0f64; len];
     for &si in members {
         let points = grid.slice(&input[si as usize].floats, s0, s1);
         grid.for_each_point(points, s0, s1, |idx, f| {
@@ -414,32 +425,38 @@ fn piece(
                 return;
             }
             let n = lens[j];
+            if n >= k {
+                let root = roots[j];
+                let displaces = match op {
+                    AggOp::Topk => root < f || (root.is_nan() && !f.is_nan()),
+                    AggOp::Bottomk => root > f || (root.is_nan() && !f.is_nan()),
+                    _ => false,
+                };
+                if !displaces {
+                    return;
+                }
+            }
             let heap = &mut heaps[j * cap..j * cap + cap];
             let e = Entry { f, si };
             match op {
-                AggOp::Topk => {
+                AggOp::Topk | AggOp::Bottomk => {
+                    let less = if op == AggOp::Topk {
+                        less_value
+                    } else {
+                        less_reverse
+                    };
                     if n < k {
                         heap[n] = e;
                         lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    } else if heap[0].f < f || (heap[0].f.is_nan() && !f.is_nan()) {
+                        heap_up(&mut heap[..n + 1], n, less);
+                    } else {
+                        // Known to displace the root (checked above).
                         heap[0] = e;
                         if k > 1 {
-                            heap_fix(&mut heap[..n], 0, less_value);
+                            heap_fix(&mut heap[..n], 0, less);
                         }
                     }
-                }
-                AggOp::Bottomk => {
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_reverse);
-                    } else if heap[0].f > f || (heap[0].f.is_nan() && !f.is_nan()) {
-                        heap[0] = e;
-                        if k > 1 {
-                            heap_fix(&mut heap[..n], 0, less_reverse);
-                        }
-                    }
+                    roots[j] = heap[0].f;
                 }
                 AggOp::Limitk if n < k => {
                     heap[n] = e;

@@ -1094,6 +1094,8 @@ fn timing() {
         ),
         ("bottomk(10)", Run::new(AggOp::Bottomk, steps).k(10.0)),
         ("limitk(10)", Run::new(AggOp::Limitk, steps).k(10.0)),
+        ("count", Run::new(AggOp::Count, steps)),
+        ("group", Run::new(AggOp::Group, steps)),
         (
             "limit_ratio(0.5)",
             Run::new(AggOp::LimitRatio, steps).k(0.5),
@@ -1124,7 +1126,7 @@ fn timing() {
     }
     let only = std::env::var("AGG_ONLY").unwrap_or_default();
     for (name, run) in runs {
-        if !name.contains(only.as_str()) {
+        if !only.split(',').any(|o| name.contains(o)) {
             continue;
         }
         let mut data = input.clone();
@@ -1136,6 +1138,15 @@ fn timing() {
                 }
             }
         }
+        let minflt = || -> u64 {
+            let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+            st.rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(7))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let f0 = minflt();
         let t0 = std::time::Instant::now();
         let r = run.go(data).0.expect("aggregation");
         let el = t0.elapsed();
