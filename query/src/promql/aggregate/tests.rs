@@ -1138,15 +1138,6 @@ fn timing() {
                 }
             }
         }
-        let minflt = || -> u64 {
-            let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-            st.rsplit(')')
-                .next()
-                .and_then(|r| r.split_whitespace().nth(7))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        let f0 = minflt();
         let t0 = std::time::Instant::now();
         let r = run.go(data).0.expect("aggregation");
         let el = t0.elapsed();
