@@ -622,6 +622,21 @@ impl Plan {
     }
 }
 
+/// Under test, work buffers are tiny so that the piece-wise paths run (the timing test
+/// turns this off).
+#[cfg(test)]
+pub(crate) static SMALL_BUFFERS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// `n`, or a tiny limit under test (see `SMALL_BUFFERS`).
+pub(crate) fn buffer_limit(n: usize) -> usize {
+    #[cfg(test)]
+    if SMALL_BUFFERS.load(std::sync::atomic::Ordering::Relaxed) {
+        return 64;
+    }
+    n
+}
+
 /// Total number of points of `input`.
 pub(crate) fn total_points(input: &Matrix) -> usize {
     input.iter().map(|s| s.floats.len()).sum()

@@ -302,7 +302,7 @@ fn quantile_unit(
     // Values of step j at values[j*m ..][..counts[j]], in pieces of at most QUANTILE_BUF
     // values so that the buffer stays small whatever the group size.
     let m = members.len().max(1);
-    let piece = (QUANTILE_BUF / m).max(1);
+    let piece = (super::buffer_limit(QUANTILE_BUF) / m).max(1);
     let mut out = Vec::new();
     let mut last_drop = None;
     let mut a = s0;
@@ -318,8 +318,8 @@ fn quantile_unit(
     (out, last_drop)
 }
 
-/// Most values buffered at once by one quantile work unit (small under test).
-const QUANTILE_BUF: usize = if cfg!(test) { 64 } else { 1 << 20 };
+/// Most values buffered at once by one quantile work unit.
+const QUANTILE_BUF: usize = 1 << 20;
 
 fn quantile_piece(
     input: &Matrix,

@@ -327,7 +327,7 @@ fn unit(
         .unwrap_or(0)
         .min(members.len())
         .max(1);
-    let piece_len = (SELECT_BUF / cap).max(1);
+    let piece_len = (super::buffer_limit(SELECT_BUF) / cap).max(1);
     let mut out = Vec::new();
     let mut a = s0;
     while a < s1 {
@@ -345,8 +345,8 @@ fn unit(
     out
 }
 
-/// Most heap entries one work unit holds at once (small under test, to exercise pieces).
-const SELECT_BUF: usize = if cfg!(test) { 64 } else { 1 << 20 };
+/// Most heap entries one work unit holds at once.
+const SELECT_BUF: usize = 1 << 20;
 
 /// [`unit`] over the steps `[s0, s1)`.
 #[allow(clippy::too_many_arguments)]
@@ -413,70 +413,22 @@ fn piece(
     }
     let mut heaps = vec![Entry::default(); len * cap];
     let mut lens = vec![0usize; len];
-    // Per step, the heap root's value once the heap is full: most values are rejected by
-    // comparing with it, without touching the heap (one small array, cache-resident).
     let mut roots = vec![0.0f64; len];
+    let mut state = HeapState {
+        heaps: &mut heaps,
+        lens: &mut lens,
+        roots: &mut roots,
+        ks: &ks,
+        ratios: &ratios,
+        cap,
+    };
     for &si in members {
         let points = grid.slice(&input[si as usize].floats, s0, s1);
-        grid.for_each_point(points, s0, s1, |idx, f| {
-            let j = idx - s0;
-            let k = ks[j];
-            if k == 0 {
-                return;
-            }
-            let n = lens[j];
-            if n >= k {
-                let root = roots[j];
-                let displaces = match op {
-                    AggOp::Topk => root < f || (root.is_nan() && !f.is_nan()),
-                    AggOp::Bottomk => root > f || (root.is_nan() && !f.is_nan()),
-                    _ => false,
-                };
-                if !displaces {
-                    return;
-                }
-            }
-            let heap = &mut heaps[j * cap..j * cap + cap];
-            let e = Entry { f, si };
-            match op {
-                AggOp::Topk | AggOp::Bottomk => {
-                    let less = if op == AggOp::Topk {
-                        less_value
-                    } else {
-                        less_reverse
-                    };
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less);
-                    } else {
-                        // Known to displace the root (checked above).
-                        heap[0] = e;
-                        if k > 1 {
-                            heap_fix(&mut heap[..n], 0, less);
-                        }
-                    }
-                    roots[j] = heap[0].f;
-                }
-                AggOp::Limitk if n < k => {
-                    heap[n] = e;
-                    lens[j] = n + 1;
-                    heap_up(&mut heap[..n + 1], n, less_value);
-                }
-                AggOp::LimitRatio
-                    if n < cap
-                        && ratio_keeps(
-                            offsets.get(si as usize).copied().unwrap_or(1.0),
-                            ratios[j],
-                        ) =>
-                {
-                    heap[n] = e;
-                    lens[j] = n + 1;
-                    heap_up(&mut heap[..n + 1], n, less_value);
-                }
-                _ => {}
-            }
-        });
+        match op {
+            AggOp::Topk => fill_top_bottom::<true>(&mut state, points, si, grid, s0, s1),
+            AggOp::Bottomk => fill_top_bottom::<false>(&mut state, points, si, grid, s0, s1),
+            _ => fill_limit(&mut state, op, points, si, offsets, grid, s0, s1),
+        }
     }
     let mut out = Vec::with_capacity(lens.iter().sum());
     for j in 0..len {
@@ -492,4 +444,93 @@ fn piece(
         out.extend(heap.iter().map(|e| (e.si, FPoint { t, f: e.f })));
     }
     out
+}
+
+/// The per-step heaps of one work unit.
+struct HeapState<'a> {
+    heaps: &'a mut [Entry],
+    lens: &'a mut [usize],
+    /// Value at each full heap's root: most values are rejected against it alone.
+    roots: &'a mut [f64],
+    ks: &'a [usize],
+    ratios: &'a [f64],
+    cap: usize,
+}
+
+/// Folds one series into the `topk` (`TOP`) or `bottomk` heaps.
+fn fill_top_bottom<const TOP: bool>(
+    st: &mut HeapState<'_>,
+    points: &[FPoint],
+    si: u32,
+    grid: &StepGrid,
+    s0: usize,
+    s1: usize,
+) {
+    let less = if TOP { less_value } else { less_reverse };
+    let cap = st.cap;
+    grid.for_each_point(points, s0, s1, |idx, f| {
+        let j = idx - s0;
+        let (Some(&k), Some(&n), Some(&root)) = (st.ks.get(j), st.lens.get(j), st.roots.get(j))
+        else {
+            return;
+        };
+        if k == 0 {
+            return;
+        }
+        if n >= k {
+            let displaces = if TOP {
+                root < f || (root.is_nan() && !f.is_nan())
+            } else {
+                root > f || (root.is_nan() && !f.is_nan())
+            };
+            if !displaces {
+                return;
+            }
+        }
+        let heap = &mut st.heaps[j * cap..j * cap + cap];
+        let e = Entry { f, si };
+        if n < k {
+            heap[n] = e;
+            st.lens[j] = n + 1;
+            heap_up(&mut heap[..n + 1], n, less);
+        } else {
+            // Known to displace the root (checked above).
+            heap[0] = e;
+            if k > 1 {
+                heap_fix(&mut heap[..n], 0, less);
+            }
+        }
+        st.roots[j] = heap[0].f;
+    });
+}
+
+/// Folds one series into the `limitk` or `limit_ratio` heaps.
+#[allow(clippy::too_many_arguments)]
+fn fill_limit(
+    st: &mut HeapState<'_>,
+    op: AggOp,
+    points: &[FPoint],
+    si: u32,
+    offsets: &[f64],
+    grid: &StepGrid,
+    s0: usize,
+    s1: usize,
+) {
+    let cap = st.cap;
+    let offset = offsets.get(si as usize).copied().unwrap_or(1.0);
+    grid.for_each_point(points, s0, s1, |idx, f| {
+        let j = idx - s0;
+        let k = st.ks[j];
+        let n = st.lens[j];
+        let take = match op {
+            AggOp::Limitk => n < k,
+            _ => k > 0 && n < cap && ratio_keeps(offset, st.ratios[j]),
+        };
+        if take {
+            let heap = &mut st.heaps[j * cap..j * cap + cap];
+            heap[n] = Entry { f, si };
+            st.lens[j] = n + 1;
+            heap_up(&mut heap[..n + 1], n, less_value);
+        }
+    });
 }

@@ -1060,6 +1060,7 @@ fn large_inputs_take_the_parallel_path_and_agree() {
 #[test]
 #[ignore]
 fn timing() {
+    SMALL_BUFFERS.store(false, std::sync::atomic::Ordering::Relaxed);
     let n_steps = 1440;
     let steps = range(0, (n_steps as i64 - 1) * MIN, MIN);
     let input: Matrix = (0..10_000)
