@@ -27,6 +27,14 @@
 //! `drop_name`: reductions set it when any series of the group carried it at the group's
 //! last step with a value (Prometheus 3's delayed name removal); the k operators keep the
 //! input series' flag; `count_values` outputs never carry it.
+//!
+//! Errors are [`QueryError::Execution`] with Prometheus's messages (its API reports
+//! `ev.errorf` failures as `execution`): `Parameter value is NaN`, `Scalar value 1e+20
+//! overflows int64`, `Ratio value is NaN`, `invalid label name "..."`. Warnings (quantile and
+//! ratio out of range) are placed at the parameter.
+//!
+//! Known deviation: `topk`/`bottomk` with more than 12 results per group order tied values
+//! by a stable sort, where Go's pdqsort may order ties differently.
 
 mod count_values;
 mod reduce;
@@ -249,7 +257,6 @@ impl StepGrid {
         &self,
         points: &'p [super::value::FPoint],
         s0: usize,
-        _s1: usize,
     ) -> &'p [super::value::FPoint] {
         let Some(first) = points.first() else {
             return points;

@@ -265,7 +265,7 @@ fn unit<A: Acc>(input: &Matrix, members: &[u32], grid: &StepGrid, s0: usize, s1:
     for &si in members {
         let s = &input[si as usize];
         let drop = if s.drop_name { DROP } else { 0 };
-        let points = grid.slice(&s.floats, s0, s1);
+        let points = grid.slice(&s.floats, s0);
         grid.for_each_point(points, s0, s1, |idx, f| {
             let j = idx - s0;
             if state[j] & SEEN == 0 {
@@ -337,7 +337,7 @@ fn quantile_piece(
     for &si in members {
         let s = &input[si as usize];
         let drop = if s.drop_name { DROP } else { 0 };
-        let points = grid.slice(&s.floats, s0, s1);
+        let points = grid.slice(&s.floats, s0);
         grid.for_each_point(points, s0, s1, |idx, f| {
             let j = idx - s0;
             values[j * m + counts[j]] = f;

@@ -391,7 +391,7 @@ fn piece(
             if open == 0 {
                 break;
             }
-            let points = grid.slice(&input[si as usize].floats, s0, s1);
+            let points = grid.slice(&input[si as usize].floats, s0);
             grid.for_each_point(points, s0, s1, |idx, f| {
                 let j = idx - s0;
                 if counts[j] < ks[j] {
@@ -423,7 +423,7 @@ fn piece(
         cap,
     };
     for &si in members {
-        let points = grid.slice(&input[si as usize].floats, s0, s1);
+        let points = grid.slice(&input[si as usize].floats, s0);
         match op {
             AggOp::Topk => fill_top_bottom::<true>(&mut state, points, si, grid, s0, s1),
             AggOp::Bottomk => fill_top_bottom::<false>(&mut state, points, si, grid, s0, s1),

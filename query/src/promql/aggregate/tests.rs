@@ -1174,7 +1174,7 @@ fn step_grid_slice_matches_binary_search() {
         for s0 in 0..100 {
             let t0 = grid.time(s0);
             let want = pts.partition_point(|p| p.t < t0);
-            let got = grid.slice(&pts, s0, 100);
+            let got = grid.slice(&pts, s0);
             // Exact from step 1 on; from step 0 everything (earlier points are skipped later).
             let skipped = pts.len() - got.len();
             assert_eq!(skipped, if s0 == 0 { 0 } else { want }, "s0={s0} ts={ts:?}");
