@@ -98,7 +98,7 @@ fn steps_len(s: Steps) -> usize {
     if s.end <= s.start || s.step <= 0 {
         1
     } else {
-        ((s.end - s.start) / s.step + 1) as usize
+        ((i128::from(s.end) - i128::from(s.start)) / i128::from(s.step) + 1).min(1 << 20) as usize
     }
 }
 
@@ -1190,4 +1190,95 @@ fn step_grid_slice_matches_binary_search() {
             assert_eq!(seen, expect);
         }
     }
+}
+
+#[test]
+fn k_operators_keep_input_drop_name() {
+    let at = instant(0);
+    let mut a = ser(&[("__name__", "m"), ("i", "a")], &[(0, 1.0)]);
+    a.drop_name = true;
+    let b = ser(&[("__name__", "m"), ("i", "b")], &[(0, 2.0)]);
+    for op in [AggOp::Topk, AggOp::Bottomk, AggOp::Limitk] {
+        let r = Run::new(op, at).k(2.0).ok(vec![a.clone(), b.clone()]);
+        assert_eq!(r.len(), 2);
+        for s in &r {
+            assert_eq!(s.drop_name, s.metric.get("i") == Some("a"), "{op}");
+            assert_eq!(s.metric.metric_name(), Some("m"));
+        }
+    }
+    // count_values never drops (its labels come from the grouping).
+    let r = Run::new(AggOp::CountValues, at)
+        .label("v")
+        .by(&["__name__"])
+        .ok(vec![a, b]);
+    assert!(r
+        .iter()
+        .all(|s| !s.drop_name && s.metric.metric_name() == Some("m")));
+}
+
+#[test]
+fn instant_reduce_keeps_first_appearance_order_and_odd_steps() {
+    // Groups come out in order of their first series, not sorted.
+    let input = vec![
+        ser(&[("g", "z")], &[(5, 1.0)]),
+        ser(&[("g", "a")], &[(5, 2.0)]),
+        ser(&[("g", "m")], &[(5, 3.0)]),
+        ser(&[("g", "a")], &[(5, 4.0)]),
+    ];
+    let r = Run::new(
+        AggOp::Sum,
+        Steps {
+            start: 5,
+            end: 5,
+            step: 15_000,
+        },
+    )
+    .by(&["g"])
+    .ok(input.clone());
+    assert_eq!(
+        inst(&r),
+        vec![
+            (r#"{g="z"}"#.into(), 1.0),
+            (r#"{g="a"}"#.into(), 6.0),
+            (r#"{g="m"}"#.into(), 3.0)
+        ]
+    );
+    // Degenerate steps do not panic.
+    for steps in [
+        Steps {
+            start: 10,
+            end: 0,
+            step: 5,
+        },
+        Steps {
+            start: 0,
+            end: 10,
+            step: 0,
+        },
+        Steps {
+            start: i64::MIN,
+            end: i64::MAX,
+            step: i64::MAX,
+        },
+        Steps {
+            start: i64::MAX - 1,
+            end: i64::MAX,
+            step: 1,
+        },
+    ] {
+        for op in [AggOp::Sum, AggOp::Topk, AggOp::Quantile, AggOp::Limitk] {
+            let (r, _) = Run::new(op, steps).k(1.0).go(input.clone());
+            assert!(r.is_ok(), "{op} {steps:?}");
+        }
+    }
+    let (r, _) = Run::new(
+        AggOp::Sum,
+        Steps {
+            start: 0,
+            end: i64::MAX,
+            step: 1,
+        },
+    )
+    .go(input);
+    assert!(r.is_err());
 }
