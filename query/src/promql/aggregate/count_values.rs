@@ -65,6 +65,8 @@ pub(super) fn count_values(
     let mut counts: Vec<u32> = Vec::new();
     let mut touched: Vec<u32> = Vec::new();
     let mut cursors = vec![0usize; input.len()];
+    // Per series, its last value's bits and output: a series usually keeps its value.
+    let mut last: Vec<Option<(u64, u32)>> = vec![None; input.len()];
     for step in 0..grid.len() {
         let ts = grid.time(step);
         for (si, s) in input.iter().enumerate() {
@@ -86,6 +88,16 @@ pub(super) fn count_values(
                 f.to_bits()
             };
             let base = series_base[si];
+            if let Some((b, o)) = last[si] {
+                if b == bits {
+                    let o = o as usize;
+                    if counts[o] == 0 {
+                        touched.push(o as u32);
+                    }
+                    counts[o] += 1;
+                    continue;
+                }
+            }
             let o = *out_index.entry((base, bits)).or_insert_with(|| {
                 let mut labels = base_labels[base as usize].clone();
                 if keep_value {
@@ -100,6 +112,7 @@ pub(super) fn count_values(
                 counts.push(0);
                 (out.len() - 1) as u32
             }) as usize;
+            last[si] = Some((bits, o as u32));
             if counts[o] == 0 {
                 touched.push(o as u32);
             }

@@ -27,6 +27,14 @@
 //! `drop_name`: reductions set it when any series of the group carried it at the group's
 //! last step with a value (Prometheus 3's delayed name removal); the k operators keep the
 //! input series' flag; `count_values` outputs never carry it.
+//!
+//! Errors are [`QueryError::Execution`] with Prometheus's messages (its API reports
+//! `ev.errorf` failures as `execution`): `Parameter value is NaN`, `Scalar value 1e+20
+//! overflows int64`, `Ratio value is NaN`, `invalid label name "..."`. Warnings (quantile and
+//! ratio out of range) are placed at the parameter.
+//!
+//! Known deviation: `topk`/`bottomk` with more than 12 results per group order tied values
+//! by a stable sort, where Go's pdqsort may order ties differently.
 
 mod count_values;
 mod reduce;
@@ -165,17 +173,18 @@ impl StepGrid {
     }
 
     /// The step whose timestamp is `t`, if any.
+    #[inline]
     pub(crate) fn index(&self, t: i64) -> Option<usize> {
         if self.n == 1 {
             return (t == self.start).then_some(0);
         }
-        let d = i128::from(t) - i128::from(self.start);
-        let step = i128::from(self.step);
-        if d < 0 || d % step != 0 {
+        // i64 arithmetic only (an i128 division is a slow library call).
+        let d = t.checked_sub(self.start)?;
+        if d < 0 || d % self.step != 0 {
             return None;
         }
-        let i = d / step;
-        (i < self.n as i128).then_some(i as usize)
+        let i = (d / self.step) as u64;
+        (i < self.n as u64).then_some(i as usize)
     }
 
     /// Iterates `(step index, value)` over `points` (ascending timestamps) restricted to the
@@ -188,19 +197,29 @@ impl StepGrid {
         s1: usize,
         mut f: impl FnMut(usize, f64),
     ) {
+        if s1 <= s0 {
+            return;
+        }
+        let t_last = self.time(s1 - 1);
         let mut next = s0;
+        // Timestamp of step `next`, kept in step with it (dense series hit it every time).
+        let mut t_next = self.time(s0);
         for p in points {
-            let idx = if next < s1 && p.t == self.time(next) {
+            let t = p.t;
+            if t > t_last {
+                break;
+            }
+            let idx = if t == t_next {
                 next
             } else {
-                match self.index(p.t) {
+                match self.index(t) {
                     Some(i) if i >= next && i < s1 => i,
-                    Some(i) if i >= s1 => break,
                     _ => continue,
                 }
             };
             f(idx, p.f);
             next = idx + 1;
+            t_next = t.wrapping_add(self.step);
         }
     }
 
@@ -231,21 +250,58 @@ impl StepGrid {
         points.truncate(kept);
     }
 
-    /// The sub-slice of `points` whose timestamps fall in the steps `[s0, s1)`.
+    /// The points from step `s0` on (callers stop at their own end step). Dense series have
+    /// their point for step `s0` at a predictable index, so the start is found by galloping
+    /// from that guess: O(1) for gap-free series instead of a binary search over cold memory.
     pub(crate) fn slice<'p>(
         &self,
         points: &'p [super::value::FPoint],
         s0: usize,
-        s1: usize,
     ) -> &'p [super::value::FPoint] {
-        if s0 == 0 && s1 >= self.n {
+        let Some(first) = points.first() else {
+            return points;
+        };
+        let t0 = self.time(s0);
+        if s0 == 0 || first.t >= t0 {
             return points;
         }
-        let t0 = self.time(s0);
-        let t1 = self.time(s1.saturating_sub(1).max(s0));
-        let a = points.partition_point(|p| p.t < t0);
-        let b = points.partition_point(|p| p.t <= t1);
-        &points[a..b.max(a)]
+        let n = points.len();
+        let guess = ((i128::from(t0) - i128::from(first.t)) / i128::from(self.step))
+            .clamp(0, (n - 1) as i128) as usize;
+        let before = |i: usize| points[i].t < t0;
+        // Invariant: the answer `a` satisfies before(i) for i < a and !before(i) for i >= a.
+        let (lo, hi) = if before(guess) {
+            // a > guess: gallop forward.
+            let (mut lo, mut step) = (guess, 1usize);
+            loop {
+                let i = lo.saturating_add(step);
+                if i >= n {
+                    break (lo, n);
+                }
+                if !before(i) {
+                    break (lo, i);
+                }
+                lo = i;
+                step = step.saturating_mul(2);
+            }
+        } else {
+            // a <= guess: gallop backward.
+            let (mut hi, mut step) = (guess, 1usize);
+            loop {
+                if hi == 0 {
+                    return points;
+                }
+                let i = hi.saturating_sub(step);
+                if before(i) {
+                    break (i, hi);
+                }
+                hi = i;
+                step = step.saturating_mul(2);
+            }
+        };
+        // before(lo) holds and !before(hi) (or hi == n): search strictly between.
+        let a = lo + 1 + points[lo + 1..hi].partition_point(|p| p.t < t0);
+        &points[a..]
     }
 }
 
@@ -571,6 +627,21 @@ impl Plan {
             (0..units).map(unit).collect()
         }
     }
+}
+
+/// Under test, work buffers are tiny so that the piece-wise paths run (the timing test
+/// turns this off).
+#[cfg(test)]
+pub(crate) static SMALL_BUFFERS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(true);
+
+/// `n`, or a tiny limit under test (see `SMALL_BUFFERS`).
+pub(crate) fn buffer_limit(n: usize) -> usize {
+    #[cfg(test)]
+    if SMALL_BUFFERS.load(std::sync::atomic::Ordering::Relaxed) {
+        return 64;
+    }
+    n
 }
 
 /// Total number of points of `input`.

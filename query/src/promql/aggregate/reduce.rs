@@ -26,14 +26,13 @@ trait Acc: Copy + Default + Send {
 #[inline]
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
+    // Same arithmetic as Go's `switch`, written as selects: the magnitude comparison is
+    // unpredictable on real data and a branch on it costs more than the whole update.
+    let sum_bigger = sum.abs() >= inc.abs();
+    let big = if sum_bigger { sum } else { inc };
+    let small = if sum_bigger { inc } else { sum };
+    let c = c + ((big - t) + small);
+    (t, if t.is_infinite() { 0.0 } else { c })
 }
 
 #[derive(Clone, Copy, Default)]
@@ -227,18 +226,28 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_unstable_by(|a, b| match (a.is_nan(), b.is_nan()) {
+    // Only the values at two adjacent ranks are needed: select instead of sorting.
+    let order = |a: &f64, b: &f64| match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
-    });
+    };
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
     let upper = (n - 1.0).min(lower + 1.0);
     let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+    let (li, ui) = (lower as usize, upper as usize);
+    let (_, lv, rest) = values.select_nth_unstable_by(li, order);
+    let lv = *lv;
+    let uv = if ui == li {
+        lv
+    } else {
+        // The next rank is the smallest of the values above.
+        rest.iter().copied().min_by(order).unwrap_or(lv)
+    };
+    lv * (1.0 - weight) + uv * weight
 }
 
 /// Output of one work unit: the points of its steps that have a value, and the `drop_name`
@@ -256,7 +265,7 @@ fn unit<A: Acc>(input: &Matrix, members: &[u32], grid: &StepGrid, s0: usize, s1:
     for &si in members {
         let s = &input[si as usize];
         let drop = if s.drop_name { DROP } else { 0 };
-        let points = grid.slice(&s.floats, s0, s1);
+        let points = grid.slice(&s.floats, s0);
         grid.for_each_point(points, s0, s1, |idx, f| {
             let j = idx - s0;
             if state[j] & SEEN == 0 {
@@ -290,23 +299,57 @@ fn quantile_unit(
     s0: usize,
     s1: usize,
 ) -> UnitOut {
+    // Values of step j at values[j*m ..][..counts[j]], in pieces of at most QUANTILE_BUF
+    // values so that the buffer stays small whatever the group size.
+    let m = members.len().max(1);
+    let piece = (super::buffer_limit(QUANTILE_BUF) / m).max(1);
+    let mut out = Vec::new();
+    let mut last_drop = None;
+    let mut a = s0;
+    while a < s1 {
+        let b = (a + piece).min(s1);
+        let (p, d) = quantile_piece(input, members, grid, params, a, b);
+        out.extend_from_slice(&p);
+        if d.is_some() {
+            last_drop = d;
+        }
+        a = b;
+    }
+    (out, last_drop)
+}
+
+/// Most values buffered at once by one quantile work unit.
+const QUANTILE_BUF: usize = 1 << 20;
+
+fn quantile_piece(
+    input: &Matrix,
+    members: &[u32],
+    grid: &StepGrid,
+    params: &Params<'_>,
+    s0: usize,
+    s1: usize,
+) -> UnitOut {
     let len = s1 - s0;
-    let mut values: Vec<Vec<f64>> = vec![Vec::new(); len];
+    let m = members.len();
+    let mut values: Vec<f64> = vec![0.0; len * m];
+    let mut counts: Vec<usize> = vec![0; len];
     let mut state: Vec<u8> = vec![0; len];
     for &si in members {
         let s = &input[si as usize];
         let drop = if s.drop_name { DROP } else { 0 };
-        let points = grid.slice(&s.floats, s0, s1);
+        let points = grid.slice(&s.floats, s0);
         grid.for_each_point(points, s0, s1, |idx, f| {
             let j = idx - s0;
-            values[j].push(f);
+            values[j * m + counts[j]] = f;
+            counts[j] += 1;
             state[j] |= SEEN | drop;
         });
     }
     let mut out = Vec::new();
     let mut last_drop = None;
-    for (j, vals) in values.iter_mut().enumerate() {
+    for j in 0..len {
         if state[j] & SEEN != 0 {
+            let vals = &mut values[j * m..j * m + counts[j]];
             out.push(FPoint {
                 t: grid.time(s0 + j),
                 f: quantile(params.at(s0 + j), vals),

@@ -314,6 +314,54 @@ fn unit(
     s0: usize,
     s1: usize,
 ) -> Vec<(u32, FPoint)> {
+    // Bound the heaps' memory: at most SELECT_BUF entries per piece of steps.
+    let cap = (s0..s1)
+        .map(|s| {
+            if op == AggOp::LimitRatio {
+                members.len()
+            } else {
+                step_k(params.at(s), n_input)
+            }
+        })
+        .max()
+        .unwrap_or(0)
+        .min(members.len())
+        .max(1);
+    let piece_len = (super::buffer_limit(SELECT_BUF) / cap).max(1);
+    let mut out = Vec::new();
+    let mut a = s0;
+    while a < s1 {
+        let b = (a + piece_len).min(s1);
+        let p = piece(
+            op, input, members, grid, params, offsets, n_input, instant, a, b,
+        );
+        if out.is_empty() {
+            out = p;
+        } else {
+            out.extend_from_slice(&p);
+        }
+        a = b;
+    }
+    out
+}
+
+/// Most heap entries one work unit holds at once.
+const SELECT_BUF: usize = 1 << 20;
+
+/// [`unit`] over the steps `[s0, s1)`.
+#[allow(clippy::too_many_arguments)]
+fn piece(
+    op: AggOp,
+    input: &Matrix,
+    members: &[u32],
+    grid: &StepGrid,
+    params: &Params<'_>,
+    offsets: &[f64],
+    n_input: usize,
+    instant: bool,
+    s0: usize,
+    s1: usize,
+) -> Vec<(u32, FPoint)> {
     let len = s1 - s0;
     // Per step: k (or, for limit_ratio, the ratio) and the heap capacity.
     let mut ks = vec![0usize; len];
@@ -337,12 +385,20 @@ fn unit(
         // Range limitk: the first k series with a point at each step; no order needed.
         let mut counts = vec![0usize; len];
         let mut out = Vec::new();
+        // Steps still taking series; once none is, the remaining series cannot matter.
+        let mut open = ks.iter().filter(|&&k| k > 0).count();
         for &si in members {
-            let points = grid.slice(&input[si as usize].floats, s0, s1);
+            if open == 0 {
+                break;
+            }
+            let points = grid.slice(&input[si as usize].floats, s0);
             grid.for_each_point(points, s0, s1, |idx, f| {
                 let j = idx - s0;
                 if counts[j] < ks[j] {
                     counts[j] += 1;
+                    if counts[j] == ks[j] {
+                        open -= 1;
+                    }
                     out.push((
                         si,
                         FPoint {
@@ -357,58 +413,22 @@ fn unit(
     }
     let mut heaps = vec![Entry::default(); len * cap];
     let mut lens = vec![0usize; len];
+    let mut roots = vec![0.0f64; len];
+    let mut state = HeapState {
+        heaps: &mut heaps,
+        lens: &mut lens,
+        roots: &mut roots,
+        ks: &ks,
+        ratios: &ratios,
+        cap,
+    };
     for &si in members {
-        let points = grid.slice(&input[si as usize].floats, s0, s1);
-        grid.for_each_point(points, s0, s1, |idx, f| {
-            let j = idx - s0;
-            let k = ks[j];
-            if k == 0 {
-                return;
-            }
-            let n = lens[j];
-            let heap = &mut heaps[j * cap..j * cap + cap];
-            let e = Entry { f, si };
-            match op {
-                AggOp::Topk => {
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    } else if heap[0].f < f || (heap[0].f.is_nan() && !f.is_nan()) {
-                        heap[0] = e;
-                        if k > 1 {
-                            heap_fix(&mut heap[..n], 0, less_value);
-                        }
-                    }
-                }
-                AggOp::Bottomk => {
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_reverse);
-                    } else if heap[0].f > f || (heap[0].f.is_nan() && !f.is_nan()) {
-                        heap[0] = e;
-                        if k > 1 {
-                            heap_fix(&mut heap[..n], 0, less_reverse);
-                        }
-                    }
-                }
-                AggOp::Limitk => {
-                    if n < k {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    }
-                }
-                _ => {
-                    if n < cap && ratio_keeps(offsets[si as usize], ratios[j]) {
-                        heap[n] = e;
-                        lens[j] = n + 1;
-                        heap_up(&mut heap[..n + 1], n, less_value);
-                    }
-                }
-            }
-        });
+        let points = grid.slice(&input[si as usize].floats, s0);
+        match op {
+            AggOp::Topk => fill_top_bottom::<true>(&mut state, points, si, grid, s0, s1),
+            AggOp::Bottomk => fill_top_bottom::<false>(&mut state, points, si, grid, s0, s1),
+            _ => fill_limit(&mut state, op, points, si, offsets, grid, s0, s1),
+        }
     }
     let mut out = Vec::with_capacity(lens.iter().sum());
     for j in 0..len {
@@ -424,4 +444,93 @@ fn unit(
         out.extend(heap.iter().map(|e| (e.si, FPoint { t, f: e.f })));
     }
     out
+}
+
+/// The per-step heaps of one work unit.
+struct HeapState<'a> {
+    heaps: &'a mut [Entry],
+    lens: &'a mut [usize],
+    /// Value at each full heap's root: most values are rejected against it alone.
+    roots: &'a mut [f64],
+    ks: &'a [usize],
+    ratios: &'a [f64],
+    cap: usize,
+}
+
+/// Folds one series into the `topk` (`TOP`) or `bottomk` heaps.
+fn fill_top_bottom<const TOP: bool>(
+    st: &mut HeapState<'_>,
+    points: &[FPoint],
+    si: u32,
+    grid: &StepGrid,
+    s0: usize,
+    s1: usize,
+) {
+    let less = if TOP { less_value } else { less_reverse };
+    let cap = st.cap;
+    grid.for_each_point(points, s0, s1, |idx, f| {
+        let j = idx - s0;
+        let (Some(&k), Some(&n), Some(&root)) = (st.ks.get(j), st.lens.get(j), st.roots.get(j))
+        else {
+            return;
+        };
+        if k == 0 {
+            return;
+        }
+        if n >= k {
+            let displaces = if TOP {
+                root < f || (root.is_nan() && !f.is_nan())
+            } else {
+                root > f || (root.is_nan() && !f.is_nan())
+            };
+            if !displaces {
+                return;
+            }
+        }
+        let heap = &mut st.heaps[j * cap..j * cap + cap];
+        let e = Entry { f, si };
+        if n < k {
+            heap[n] = e;
+            st.lens[j] = n + 1;
+            heap_up(&mut heap[..n + 1], n, less);
+        } else {
+            // Known to displace the root (checked above).
+            heap[0] = e;
+            if k > 1 {
+                heap_fix(&mut heap[..n], 0, less);
+            }
+        }
+        st.roots[j] = heap[0].f;
+    });
+}
+
+/// Folds one series into the `limitk` or `limit_ratio` heaps.
+#[allow(clippy::too_many_arguments)]
+fn fill_limit(
+    st: &mut HeapState<'_>,
+    op: AggOp,
+    points: &[FPoint],
+    si: u32,
+    offsets: &[f64],
+    grid: &StepGrid,
+    s0: usize,
+    s1: usize,
+) {
+    let cap = st.cap;
+    let offset = offsets.get(si as usize).copied().unwrap_or(1.0);
+    grid.for_each_point(points, s0, s1, |idx, f| {
+        let j = idx - s0;
+        let k = st.ks[j];
+        let n = st.lens[j];
+        let take = match op {
+            AggOp::Limitk => n < k,
+            _ => k > 0 && n < cap && ratio_keeps(offset, st.ratios[j]),
+        };
+        if take {
+            let heap = &mut st.heaps[j * cap..j * cap + cap];
+            heap[n] = Entry { f, si };
+            st.lens[j] = n + 1;
+            heap_up(&mut heap[..n + 1], n, less_value);
+        }
+    });
 }

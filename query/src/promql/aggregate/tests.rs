@@ -98,7 +98,7 @@ fn steps_len(s: Steps) -> usize {
     if s.end <= s.start || s.step <= 0 {
         1
     } else {
-        ((s.end - s.start) / s.step + 1) as usize
+        ((i128::from(s.end) - i128::from(s.start)) / i128::from(s.step) + 1).min(1 << 20) as usize
     }
 }
 
@@ -509,6 +509,31 @@ fn topk_ties_follow_go_heap_and_insertion_sort() {
     let idx: Vec<_> = r.iter().map(|s| s.metric.get("i").unwrap_or("")).collect();
     assert_eq!(idx[0], "c");
     assert_eq!(r.len(), 3);
+
+    // More than 12 elements (past Go's insertion sort): still sorted, NaN last.
+    let input: Matrix = (0..30)
+        .map(|i| {
+            let f = if i == 7 {
+                f64::NAN
+            } else {
+                ((i * 17) % 30) as f64
+            };
+            ser(&[("i", &i.to_string())], &[(0, f)])
+        })
+        .collect();
+    let r = Run::new(AggOp::Topk, at).k(20.0).ok(input.clone());
+    let v: Vec<f64> = r.iter().map(|s| s.floats[0].f).collect();
+    let want: Vec<f64> = (10..30)
+        .rev()
+        .map(f64::from)
+        .filter(|&f| f != 29.0)
+        .collect();
+    // 29 belongs to the NaN series (7 * 17 % 30 = 29), so the top 20 are 28..=9.
+    assert_eq!(v, [want, vec![9.0]].concat());
+    let r = Run::new(AggOp::Bottomk, at).k(30.0).ok(input);
+    let v: Vec<f64> = r.iter().map(|s| s.floats[0].f).collect();
+    assert!(v[..29].windows(2).all(|w| w[0] < w[1]));
+    assert!(v[29].is_nan());
 }
 
 #[test]
@@ -946,6 +971,15 @@ fn naive(
                 AggOp::Sum => v.iter().sum(),
                 AggOp::Count => v.len() as f64,
                 AggOp::Max => v.iter().copied().fold(f64::MIN, f64::max),
+                AggOp::Quantile => {
+                    // q = 0.9 by full sort and interpolation.
+                    let mut v = v.clone();
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    let rank = 0.9 * (v.len() as f64 - 1.0);
+                    let (lo, w) = (rank.floor() as usize, rank - rank.floor());
+                    let hi = (lo + 1).min(v.len() - 1);
+                    v[lo] * (1.0 - w) + v[hi] * w
+                }
                 _ => v.iter().sum::<f64>() / v.len() as f64,
             };
             groups.entry(k).or_default().push((t, f));
@@ -965,8 +999,10 @@ fn large_inputs_take_the_parallel_path_and_agree() {
         (AggOp::Count, vec!["x"]),
         (AggOp::Max, vec!["x", "job"]),
         (AggOp::Avg, vec!["job"]),
+        (AggOp::Quantile, vec!["x"]),
+        (AggOp::Quantile, vec![]),
     ] {
-        let r = Run::new(op, steps).by(&by).ok(input.clone());
+        let r = Run::new(op, steps).by(&by).k(0.9).ok(input.clone());
         let want = naive(op, &input, n_steps, |s| {
             let l: Vec<(&str, &str)> = by
                 .iter()
@@ -1017,4 +1053,232 @@ fn large_inputs_take_the_parallel_path_and_agree() {
         .all(|s| s.floats.windows(2).all(|w| w[0].t < w[1].t)));
     let r = Run::new(AggOp::Sum, steps).ok(input);
     assert!(r[0].floats.windows(2).all(|w| w[0].t < w[1].t));
+}
+
+/// Timing of the benchmark target (10,000 series × 1,440 steps); run with
+/// `cargo test --release -p o11y-query --lib aggregate::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing() {
+    SMALL_BUFFERS.store(false, std::sync::atomic::Ordering::Relaxed);
+    let n_steps = 1440;
+    let steps = range(0, (n_steps as i64 - 1) * MIN, MIN);
+    let input: Matrix = (0..10_000)
+        .map(|i| Series {
+            metric: ls(&[
+                ("__name__", "http_requests_total"),
+                ("instance", &format!("host-{i}")),
+                ("job", "api"),
+                ("x", &(i % 100).to_string()),
+            ]),
+            floats: (0..n_steps)
+                .map(|s| FPoint {
+                    t: s as i64 * MIN,
+                    f: ((i * 7919 + s * 104729) % 100_000) as f64 / 10.0,
+                })
+                .collect(),
+            drop_name: true,
+        })
+        .collect();
+    let runs: Vec<(&str, Run)> = vec![
+        ("sum by (x)", Run::new(AggOp::Sum, steps).by(&["x"])),
+        ("sum", Run::new(AggOp::Sum, steps)),
+        ("avg by (x)", Run::new(AggOp::Avg, steps).by(&["x"])),
+        (
+            "max without (instance)",
+            Run::new(AggOp::Max, steps).without(&["instance"]),
+        ),
+        ("topk(10)", Run::new(AggOp::Topk, steps).k(10.0)),
+        (
+            "topk by (x) (3)",
+            Run::new(AggOp::Topk, steps).k(3.0).by(&["x"]),
+        ),
+        ("bottomk(10)", Run::new(AggOp::Bottomk, steps).k(10.0)),
+        ("limitk(10)", Run::new(AggOp::Limitk, steps).k(10.0)),
+        ("count", Run::new(AggOp::Count, steps)),
+        ("group", Run::new(AggOp::Group, steps)),
+        (
+            "limit_ratio(0.5)",
+            Run::new(AggOp::LimitRatio, steps).k(0.5),
+        ),
+        (
+            "quantile by (x) (0.9)",
+            Run::new(AggOp::Quantile, steps).k(0.9).by(&["x"]),
+        ),
+        ("stddev", Run::new(AggOp::Stddev, steps)),
+        (
+            "count_values by (x)",
+            Run::new(AggOp::CountValues, steps).label("v").by(&["x"]),
+        ),
+    ];
+    {
+        // Baseline: one pass over every point.
+        let t0 = std::time::Instant::now();
+        let total: f64 = input
+            .iter()
+            .flat_map(|s| s.floats.iter())
+            .map(|p| p.f)
+            .sum();
+        println!(
+            "{:28} {:>8.1} ms  ({total})",
+            "baseline pass",
+            t0.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let only = std::env::var("AGG_ONLY").unwrap_or_default();
+    for (name, run) in runs {
+        if !only.split(',').any(|o| name.contains(o)) {
+            continue;
+        }
+        let mut data = input.clone();
+        if name.starts_with("count_values") {
+            // A realistic count_values input: few distinct values (versions).
+            for (i, s) in data.iter_mut().enumerate() {
+                for p in s.floats.iter_mut() {
+                    p.f = (i % 5) as f64;
+                }
+            }
+        }
+        let t0 = std::time::Instant::now();
+        let r = run.go(data).0.expect("aggregation");
+        let el = t0.elapsed();
+        let pts: usize = r.iter().map(|s| s.floats.len()).sum();
+        println!(
+            "{name:28} {:>8.1} ms  ({} series, {pts} points)",
+            el.as_secs_f64() * 1e3,
+            r.len()
+        );
+        drop(r);
+    }
+}
+
+#[test]
+fn step_grid_slice_matches_binary_search() {
+    let grid = StepGrid::new(range(1000, 1000 + 99 * 10, 10)).expect("grid");
+    // Dense, sparse, shifted, off-grid and duplicate-ish layouts.
+    let layouts: Vec<Vec<i64>> = vec![
+        (0..100).map(|i| 1000 + i * 10).collect(),
+        (0..100)
+            .filter(|i| i % 7 != 3)
+            .map(|i| 1000 + i * 10)
+            .collect(),
+        (40..60).map(|i| 1000 + i * 10).collect(),
+        vec![1000, 1990],
+        (0..300).map(|i| 995 + i * 3).collect(),
+        vec![],
+        vec![5],
+        vec![5000, 6000],
+    ];
+    for ts in layouts {
+        let pts: Vec<FPoint> = ts.iter().map(|&t| FPoint { t, f: 0.0 }).collect();
+        for s0 in 0..100 {
+            let t0 = grid.time(s0);
+            let want = pts.partition_point(|p| p.t < t0);
+            let got = grid.slice(&pts, s0);
+            // Exact from step 1 on; from step 0 everything (earlier points are skipped later).
+            let skipped = pts.len() - got.len();
+            assert_eq!(skipped, if s0 == 0 { 0 } else { want }, "s0={s0} ts={ts:?}");
+            // for_each_point yields exactly the on-grid points of [s0, s1).
+            let s1 = (s0 + 17).min(100);
+            let mut seen = Vec::new();
+            grid.for_each_point(got, s0, s1, |i, _| seen.push(i));
+            let expect: Vec<usize> = ts
+                .iter()
+                .filter_map(|&t| grid.index(t))
+                .filter(|&i| i >= s0 && i < s1)
+                .collect();
+            assert_eq!(seen, expect);
+        }
+    }
+}
+
+#[test]
+fn k_operators_keep_input_drop_name() {
+    let at = instant(0);
+    let mut a = ser(&[("__name__", "m"), ("i", "a")], &[(0, 1.0)]);
+    a.drop_name = true;
+    let b = ser(&[("__name__", "m"), ("i", "b")], &[(0, 2.0)]);
+    for op in [AggOp::Topk, AggOp::Bottomk, AggOp::Limitk] {
+        let r = Run::new(op, at).k(2.0).ok(vec![a.clone(), b.clone()]);
+        assert_eq!(r.len(), 2);
+        for s in &r {
+            assert_eq!(s.drop_name, s.metric.get("i") == Some("a"), "{op}");
+            assert_eq!(s.metric.metric_name(), Some("m"));
+        }
+    }
+    // count_values never drops (its labels come from the grouping).
+    let r = Run::new(AggOp::CountValues, at)
+        .label("v")
+        .by(&["__name__"])
+        .ok(vec![a, b]);
+    assert!(r
+        .iter()
+        .all(|s| !s.drop_name && s.metric.metric_name() == Some("m")));
+}
+
+#[test]
+fn instant_reduce_keeps_first_appearance_order_and_odd_steps() {
+    // Groups come out in order of their first series, not sorted.
+    let input = vec![
+        ser(&[("g", "z")], &[(5, 1.0)]),
+        ser(&[("g", "a")], &[(5, 2.0)]),
+        ser(&[("g", "m")], &[(5, 3.0)]),
+        ser(&[("g", "a")], &[(5, 4.0)]),
+    ];
+    let r = Run::new(
+        AggOp::Sum,
+        Steps {
+            start: 5,
+            end: 5,
+            step: 15_000,
+        },
+    )
+    .by(&["g"])
+    .ok(input.clone());
+    assert_eq!(
+        inst(&r),
+        vec![
+            (r#"{g="z"}"#.into(), 1.0),
+            (r#"{g="a"}"#.into(), 6.0),
+            (r#"{g="m"}"#.into(), 3.0)
+        ]
+    );
+    // Degenerate steps do not panic.
+    for steps in [
+        Steps {
+            start: 10,
+            end: 0,
+            step: 5,
+        },
+        Steps {
+            start: 0,
+            end: 10,
+            step: 0,
+        },
+        Steps {
+            start: i64::MIN,
+            end: i64::MAX,
+            step: i64::MAX,
+        },
+        Steps {
+            start: i64::MAX - 1,
+            end: i64::MAX,
+            step: 1,
+        },
+    ] {
+        for op in [AggOp::Sum, AggOp::Topk, AggOp::Quantile, AggOp::Limitk] {
+            let (r, _) = Run::new(op, steps).k(1.0).go(input.clone());
+            assert!(r.is_ok(), "{op} {steps:?}");
+        }
+    }
+    let (r, _) = Run::new(
+        AggOp::Sum,
+        Steps {
+            start: 0,
+            end: i64::MAX,
+            step: 1,
+        },
+    )
+    .go(input);
+    assert!(r.is_err());
 }
