@@ -56,6 +56,8 @@ struct Args {
     seed: u64,
     /// Keep the data here and reuse it on the next run with the same data flags.
     dir: Option<String>,
+    /// Run only the query with this name.
+    only: Option<String>,
 }
 
 fn parse() -> Result<Args> {
@@ -65,6 +67,7 @@ fn parse() -> Result<Args> {
         runs: 5,
         seed: 42,
         dir: None,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -75,8 +78,9 @@ fn parse() -> Result<Args> {
             "--runs" => a.runs = v()?.parse()?,
             "--seed" => a.seed = v()?.parse()?,
             "--dir" => a.dir = Some(v()?),
+            "--only" => a.only = Some(v()?),
             "-h" | "--help" => {
-                println!("promql-bench [--series N] [--hours H] [--runs R] [--seed S] [--dir PATH (keep and reuse the data)]");
+                println!("promql-bench [--series N] [--hours H] [--runs R] [--seed S] [--dir PATH (keep and reuse the data)] [--only QUERY_NAME]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other}"),
@@ -233,6 +237,9 @@ fn main() -> Result<()> {
     let range_start = start_ms;
     let mut results = serde_json::Map::new();
     for (name, q) in QUERIES {
+        if args.only.as_deref().is_some_and(|o| o != *name) {
+            continue;
+        }
         let mut instant = Vec::new();
         let mut range = Vec::new();
         let mut sizes = ((0, 0), (0, 0));

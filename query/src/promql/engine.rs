@@ -950,112 +950,94 @@ impl Evaluator<'_> {
             }
         }
         let arg = unwrap_parens(&c.args[mi]);
-        let (series, ends, range_ms) = match arg {
+        let name = c.func.name;
+        let f = if name == "absent_over_time" {
+            None
+        } else {
+            let Some(f) = functions::range_function(name) else {
+                return Err(QueryError::BadData(format!(
+                    "function \"{name}\" is not supported"
+                )));
+            };
+            for i in 0..n {
+                let at_step: Vec<f64> = scalars.iter().map(|v| v[i]).collect();
+                functions::validate_range_args(name, &at_step)?;
+            }
+            Some(f)
+        };
+        let arg_pos: Vec<PosRange> = c.args.iter().map(|a| a.pos()).collect();
+        let wf = WindowFn {
+            f,
+            scalars: &scalars,
+            keep_name: matches!(name, "last_over_time" | "first_over_time"),
+            arg_pos: &arg_pos,
+            call_pos: c.pos,
+            range: self.range,
+        };
+        let results: Vec<Result<WindowOut, QueryError>> = match arg {
             Expr::MatrixSelector(ms) => {
+                // Samples stream from the chunks: only the current window is held.
                 let ends = self.window_ends(ms.vs.at, ms.vs.offset_ms);
-                (
-                    self.load_range(&ms.vs, ms.range_ms, &ends)?,
-                    ends,
-                    ms.range_ms,
-                )
+                let lo = ends.iter().copied().min().unwrap_or(0);
+                let hi = ends.iter().copied().max().unwrap_or(0);
+                let selected = self.sh.storage.select(
+                    &ms.vs.matchers,
+                    lo.saturating_sub(ms.range_ms) + 1,
+                    hi,
+                )?;
+                selected
+                    .par_iter()
+                    .map(|series| {
+                        let mut it = series.iter();
+                        let points = (&mut it)
+                            .filter(|&(_, v)| !is_stale(v))
+                            .map(|(t, f)| FPoint { t, f });
+                        let out = wf.run(series.labels(), false, points, &ends, ms.range_ms);
+                        match it.take_err() {
+                            Some(e) => Err(QueryError::from(e)),
+                            None => Ok(out),
+                        }
+                    })
+                    .collect()
             }
             Expr::Subquery(sq) => {
                 let (m, ends) = self.eval_subquery(sq)?;
-                (m, ends, sq.range_ms)
+                m.par_iter()
+                    .map(|s| {
+                        Ok(wf.run(
+                            &s.metric,
+                            s.drop_name,
+                            s.floats.iter().copied(),
+                            &ends,
+                            sq.range_ms,
+                        ))
+                    })
+                    .collect()
             }
             other => {
                 return Err(QueryError::BadData(format!(
-                    "expected range vector argument to {}, got {}",
-                    c.func.name,
+                    "expected range vector argument to {name}, got {}",
                     other.value_type()
                 )))
             }
         };
-        if c.func.name == "absent_over_time" {
-            let mut present = vec![false; n];
-            for s in &series {
-                let mut lo = 0;
-                for (i, &end) in ends.iter().enumerate() {
-                    while lo < s.floats.len() && s.floats[lo].t <= end - range_ms {
-                        lo += 1;
-                    }
-                    if lo < s.floats.len() && s.floats[lo].t <= end {
-                        present[i] = true;
-                    }
-                }
-            }
-            return Ok(Val::Vector(self.absent_series(arg, &present)));
-        }
-        let Some(f) = functions::range_function(c.func.name) else {
-            return Err(QueryError::BadData(format!(
-                "function \"{}\" is not supported",
-                c.func.name
-            )));
-        };
-        for i in 0..n {
-            let at_step: Vec<f64> = scalars.iter().map(|v| v[i]).collect();
-            functions::validate_range_args(c.func.name, &at_step)?;
-        }
-        let keep_name = matches!(c.func.name, "last_over_time" | "first_over_time");
-        let arg_pos: Vec<PosRange> = c.args.iter().map(|a| a.pos()).collect();
-        let range = self.range;
-        let call_pos = c.pos;
-        let results: Vec<(Option<Series>, Annotations)> = series
-            .par_iter()
-            .map(|s| {
-                let mut ann = Annotations::default();
-                let mut floats = Vec::new();
-                let (mut lo, mut hi) = (0usize, 0usize);
-                let mut sc = vec![0.0; scalars.len()];
-                for (i, &end) in ends.iter().enumerate() {
-                    let start = end - range_ms;
-                    // Windows slide forward; with `@` they stay put.
-                    if i > 0 && end < ends[i - 1] {
-                        lo = 0;
-                        hi = 0;
-                    }
-                    while hi < s.floats.len() && s.floats[hi].t <= end {
-                        hi += 1;
-                    }
-                    while lo < hi && s.floats[lo].t <= start {
-                        lo += 1;
-                    }
-                    for (k, v) in scalars.iter().enumerate() {
-                        sc[k] = v[i];
-                    }
-                    let w = Window {
-                        points: &s.floats[lo..hi],
-                        range_start: start,
-                        range_end: end,
-                        metric: &s.metric,
-                    };
-                    let mut ctx = FnCtx {
-                        ts: range.ts(i),
-                        call_pos,
-                        arg_pos: &arg_pos,
-                        annotations: &mut ann,
-                    };
-                    if let Some(v) = f(&w, &sc, &mut ctx) {
-                        floats.push(FPoint {
-                            t: range.ts(i),
-                            f: v,
-                        });
-                    }
-                }
-                let out = (!floats.is_empty()).then(|| Series {
-                    metric: s.metric.clone(),
-                    floats,
-                    drop_name: s.drop_name || !keep_name,
-                });
-                (out, ann)
-            })
-            .collect();
         let mut m = Vec::with_capacity(results.len());
-        for (s, ann) in results {
-            self.sh.merge_annotations(ann);
-            if let Some(s) = s {
+        let mut present = vec![false; n];
+        let mut held = 0usize;
+        for r in results {
+            let r = r?;
+            held += r.peak_window;
+            self.sh.merge_annotations(r.annotations);
+            for (p, q) in present.iter_mut().zip(&r.present) {
+                *p |= *q;
+            }
+            if let Some(s) = r.series {
                 m.push(s);
             }
+        }
+        self.sh.check_samples(held)?;
+        if f.is_none() {
+            return Ok(Val::Vector(self.absent_series(arg, &present)));
         }
         Ok(Val::Vector(m))
     }
@@ -1426,6 +1408,107 @@ impl Evaluator<'_> {
             }
         }
         Ok(out.finish())
+    }
+}
+
+/// What a range function produces for one series.
+struct WindowOut {
+    series: Option<Series>,
+    annotations: Annotations,
+    /// For `absent_over_time`: whether the window at each step had a point.
+    present: Vec<bool>,
+    /// Most points held at once (the largest window), for the sample limit.
+    peak_window: usize,
+}
+
+/// A range function applied to the windows `(end − range, end]` of one series at each step.
+struct WindowFn<'a> {
+    /// `None` for `absent_over_time`, which only records which windows had points.
+    f: Option<functions::RangeFn>,
+    scalars: &'a [Vec<f64>],
+    keep_name: bool,
+    arg_pos: &'a [PosRange],
+    call_pos: PosRange,
+    range: StepRange,
+}
+
+impl WindowFn<'_> {
+    /// Slides the window over `points` (ascending) as the ends advance, holding only the
+    /// points of the current window (plus a little slack before compacting the buffer).
+    fn run(
+        &self,
+        metric: &Labels,
+        drop_name: bool,
+        mut points: impl Iterator<Item = FPoint>,
+        ends: &[i64],
+        range_ms: i64,
+    ) -> WindowOut {
+        let mut ann = Annotations::default();
+        let mut floats = Vec::new();
+        let mut present = if self.f.is_none() {
+            vec![false; ends.len()]
+        } else {
+            Vec::new()
+        };
+        let mut buf: Vec<FPoint> = Vec::new();
+        let mut lo = 0usize;
+        let mut pending = points.next();
+        let mut peak = 0usize;
+        let mut sc = vec![0.0; self.scalars.len()];
+        for (i, &end) in ends.iter().enumerate() {
+            let start = end.saturating_sub(range_ms);
+            while let Some(p) = pending {
+                if p.t > end {
+                    break;
+                }
+                buf.push(p);
+                pending = points.next();
+            }
+            while lo < buf.len() && buf[lo].t <= start {
+                lo += 1;
+            }
+            if lo > 64 && lo * 2 > buf.len() {
+                buf.drain(..lo);
+                lo = 0;
+            }
+            let window = &buf[lo..];
+            peak = peak.max(window.len());
+            let Some(f) = self.f else {
+                present[i] = !window.is_empty();
+                continue;
+            };
+            for (k, v) in self.scalars.iter().enumerate() {
+                sc[k] = v[i];
+            }
+            let w = Window {
+                points: window,
+                range_start: start,
+                range_end: end,
+                metric,
+            };
+            let mut ctx = FnCtx {
+                ts: self.range.ts(i),
+                call_pos: self.call_pos,
+                arg_pos: self.arg_pos,
+                annotations: &mut ann,
+            };
+            if let Some(v) = f(&w, &sc, &mut ctx) {
+                floats.push(FPoint {
+                    t: self.range.ts(i),
+                    f: v,
+                });
+            }
+        }
+        WindowOut {
+            series: (!floats.is_empty()).then(|| Series {
+                metric: metric.clone(),
+                floats,
+                drop_name: drop_name || !self.keep_name,
+            }),
+            annotations: ann,
+            present,
+            peak_window: peak,
+        }
     }
 }
 
