@@ -1240,80 +1240,73 @@ impl Evaluator<'_> {
         r: Matrix,
         matching: &VectorMatching,
     ) -> Result<Matrix, QueryError> {
-        let sig = |s: &Series| signature(&s.metric, matching);
-        let lsig: Vec<Labels> = l.iter().map(sig).collect();
-        let rsig: Vec<Labels> = r.iter().map(sig).collect();
-        let n = self.range.len();
-        // Per step, the signatures present on the right (and, for `or`, on the left).
-        let mut right_at: Vec<std::collections::HashSet<&Labels>> = vec![Default::default(); n];
-        for (i, s) in r.iter().enumerate() {
-            for p in &s.floats {
-                right_at[self.range.index(p.t)].insert(&rsig[i]);
+        let mut sigs = SigInterner::default();
+        let lsig: Vec<u32> = l.iter().map(|s| sigs.id(&s.metric, matching)).collect();
+        let rsig: Vec<u32> = r.iter().map(|s| sigs.id(&s.metric, matching)).collect();
+        let lidx = by_step(&l, &self.range);
+        let ridx = by_step(&r, &self.range);
+        // `stamp[sig] == step + 1`: the signature is present on that side at this step.
+        let mut rstamp = vec![0usize; sigs.len()];
+        let mut lstamp = vec![0usize; sigs.len()];
+        let mut lout: Vec<Vec<FPoint>> = vec![Vec::new(); l.len()];
+        let mut rout: Vec<Vec<FPoint>> = vec![Vec::new(); r.len()];
+        for i in 0..self.range.len() {
+            let (stamp, t) = (i + 1, self.range.ts(i));
+            for &(ri, _) in &ridx[i] {
+                rstamp[rsig[ri as usize] as usize] = stamp;
+            }
+            for &(li, f) in &lidx[i] {
+                let sig = lsig[li as usize] as usize;
+                lstamp[sig] = stamp;
+                let keep = match op {
+                    BinOp::And => rstamp[sig] == stamp,
+                    BinOp::Unless => rstamp[sig] != stamp,
+                    _ => true,
+                };
+                if keep {
+                    lout[li as usize].push(FPoint { t, f });
+                }
+            }
+            if op == BinOp::Or {
+                for &(ri, f) in &ridx[i] {
+                    if lstamp[rsig[ri as usize] as usize] != stamp {
+                        rout[ri as usize].push(FPoint { t, f });
+                    }
+                }
             }
         }
-        match op {
-            BinOp::And | BinOp::Unless => {
-                let want = op == BinOp::And;
-                let mut out = Vec::with_capacity(l.len());
-                for (i, mut s) in l.into_iter().enumerate() {
-                    s.floats
-                        .retain(|p| right_at[self.range.index(p.t)].contains(&lsig[i]) == want);
-                    if !s.floats.is_empty() {
-                        out.push(s);
-                    }
-                }
-                Ok(out)
-            }
-            _ => {
-                let mut left_at: Vec<std::collections::HashSet<&Labels>> =
-                    vec![Default::default(); n];
-                for (i, s) in l.iter().enumerate() {
-                    for p in &s.floats {
-                        left_at[self.range.index(p.t)].insert(&lsig[i]);
-                    }
-                }
-                let mut keep_r: Vec<Series> = Vec::new();
-                for (i, s) in r.iter().enumerate() {
-                    let floats: Vec<FPoint> = s
-                        .floats
-                        .iter()
-                        .filter(|p| !left_at[self.range.index(p.t)].contains(&rsig[i]))
-                        .copied()
-                        .collect();
-                    if !floats.is_empty() {
-                        keep_r.push(Series {
-                            metric: s.metric.clone(),
-                            floats,
-                            drop_name: s.drop_name,
-                        });
-                    }
-                }
-                drop(left_at);
-                drop(right_at);
-                let mut out = l;
-                // A series on both sides (same labels) continues as one series.
-                let mut index: HashMap<Labels, usize> = out
-                    .iter()
-                    .enumerate()
-                    .map(|(i, s)| (s.metric.clone(), i))
-                    .collect();
-                for s in keep_r {
-                    match index.get(&s.metric) {
-                        Some(&i) => {
-                            let dst = &mut out[i];
-                            dst.floats.extend(s.floats);
-                            dst.floats.sort_by_key(|p| p.t);
-                            dst.drop_name |= s.drop_name;
-                        }
-                        None => {
-                            index.insert(s.metric.clone(), out.len());
-                            out.push(s);
-                        }
-                    }
-                }
-                Ok(out)
+        let mut out: Matrix = Vec::with_capacity(l.len());
+        for (s, floats) in l.into_iter().zip(lout) {
+            if !floats.is_empty() {
+                out.push(Series { floats, ..s });
             }
         }
+        if op == BinOp::Or {
+            // A series on both sides (same labels) continues as one series.
+            let mut index: HashMap<Labels, usize> = out
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.metric.clone(), i))
+                .collect();
+            for (s, floats) in r.into_iter().zip(rout) {
+                if floats.is_empty() {
+                    continue;
+                }
+                match index.get(&s.metric) {
+                    Some(&i) => {
+                        let dst = &mut out[i];
+                        dst.floats.extend(floats);
+                        dst.floats.sort_by_key(|p| p.t);
+                        dst.drop_name |= s.drop_name;
+                    }
+                    None => {
+                        index.insert(s.metric.clone(), out.len());
+                        out.push(Series { floats, ..s });
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     fn vector_vector(
@@ -1323,91 +1316,141 @@ impl Evaluator<'_> {
         r: Matrix,
         matching: &VectorMatching,
     ) -> Result<Matrix, QueryError> {
-        let n = self.range.len();
-        let (lhs, rhs) = if matching.card == Cardinality::OneToMany {
-            (&r, &l)
-        } else {
-            (&l, &r)
-        };
-        let lsig: Vec<Labels> = lhs.iter().map(|s| signature(&s.metric, matching)).collect();
-        let rsig: Vec<Labels> = rhs.iter().map(|s| signature(&s.metric, matching)).collect();
+        let swapped = matching.card == Cardinality::OneToMany;
+        let (lhs, rhs) = if swapped { (&r, &l) } else { (&l, &r) };
+        let mut sigs = SigInterner::default();
+        let lsig: Vec<u32> = lhs.iter().map(|s| sigs.id(&s.metric, matching)).collect();
+        let rsig: Vec<u32> = rhs.iter().map(|s| sigs.id(&s.metric, matching)).collect();
+        let nsig = sigs.len();
         let lidx = by_step(lhs, &self.range);
         let ridx = by_step(rhs, &self.range);
         let drop = should_drop_name(b.op) || b.return_bool;
-        let mut result_cache: HashMap<(u32, u32), Labels> = HashMap::new();
-        let mut out = SeriesBuilder::new();
-        for i in 0..n {
+        // Per signature: the right-hand match at the current step (stamp, series, value).
+        let mut right: Vec<(usize, u32, f64)> = vec![(0, 0, 0.0); nsig];
+        // Per signature: when it was last matched, and (many-to-one) the outputs it made.
+        let mut matched_stamp = vec![0usize; nsig];
+        let mut matched_outs: Vec<Vec<u32>> = vec![Vec::new(); nsig];
+        // Output series: interned by labels; each left series remembers its last pairing.
+        let mut outs: Matrix = Vec::new();
+        let mut out_stamp: Vec<usize> = Vec::new();
+        let mut out_by_labels: HashMap<Labels, u32> = HashMap::new();
+        let mut last_pair: Vec<(u32, u32)> = vec![(u32::MAX, 0); lhs.len()];
+        for i in 0..self.range.len() {
             if i % 256 == 0 {
                 self.sh.check_deadline("query evaluation")?;
             }
             if lidx[i].is_empty() || ridx[i].is_empty() {
                 continue;
             }
-            let t = self.range.ts(i);
-            let mut right: HashMap<&Labels, (u32, f64)> = HashMap::with_capacity(ridx[i].len());
-            for &(si, f) in &ridx[i] {
-                if let Some(&(dup, _)) = right.get(&rsig[si as usize]) {
-                    let one_side = if matching.card == Cardinality::OneToMany {
-                        "left"
-                    } else {
-                        "right"
-                    };
+            let (stamp, t) = (i + 1, self.range.ts(i));
+            for &(ri, f) in &ridx[i] {
+                let sg = rsig[ri as usize] as usize;
+                if right[sg].0 == stamp {
+                    let one_side = if swapped { "left" } else { "right" };
                     return Err(QueryError::Execution(format!(
                         "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
-                        labels_string(&rsig[si as usize]),
-                        labels_string(&rhs[dup as usize].metric),
-                        labels_string(&rhs[si as usize].metric),
+                        labels_string(sigs.labels(sg)),
+                        labels_string(&rhs[right[sg].1 as usize].metric),
+                        labels_string(&rhs[ri as usize].metric),
                     )));
                 }
-                right.insert(&rsig[si as usize], (si, f));
+                right[sg] = (stamp, ri, f);
             }
-            // One-to-one: signatures seen; many-to-one: result labels seen per signature.
-            let mut matched: HashMap<&Labels, Vec<Labels>> = HashMap::new();
             for &(li, lf) in &lidx[i] {
-                let sig = &lsig[li as usize];
-                let Some(&(ri, rf)) = right.get(sig) else {
+                let sg = lsig[li as usize] as usize;
+                let (st, ri, rf) = right[sg];
+                if st != stamp {
                     continue;
+                }
+                let out = match last_pair[li as usize] {
+                    (r, o) if r == ri => o,
+                    _ => {
+                        let metric = result_metric(
+                            &lhs[li as usize].metric,
+                            &rhs[ri as usize].metric,
+                            matching,
+                        );
+                        let o = *out_by_labels.entry(metric).or_insert_with_key(|m| {
+                            outs.push(Series {
+                                metric: m.clone(),
+                                floats: Vec::new(),
+                                drop_name: false,
+                            });
+                            out_stamp.push(0);
+                            (outs.len() - 1) as u32
+                        });
+                        last_pair[li as usize] = (ri, o);
+                        o
+                    }
                 };
                 // Duplicate matches are errors even when the comparison filters them out.
-                let metric = result_cache
-                    .entry((li, ri))
-                    .or_insert_with(|| {
-                        result_metric(&lhs[li as usize].metric, &rhs[ri as usize].metric, matching)
-                    })
-                    .clone();
-                let seen = matched.entry(sig).or_default();
                 if matching.card == Cardinality::OneToOne {
-                    if !seen.is_empty() {
+                    if matched_stamp[sg] == stamp {
                         return Err(QueryError::Execution(
                             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into(),
                         ));
                     }
-                    seen.push(Labels::default());
+                    matched_stamp[sg] = stamp;
                 } else {
-                    if seen.contains(&metric) {
+                    if matched_stamp[sg] != stamp {
+                        matched_stamp[sg] = stamp;
+                        matched_outs[sg].clear();
+                    }
+                    if matched_outs[sg].contains(&out) {
                         return Err(QueryError::Execution(
                             "multiple matches for labels: grouping labels must ensure unique matches"
                                 .into(),
                         ));
                     }
-                    seen.push(metric.clone());
+                    matched_outs[sg].push(out);
                 }
-                let (x, y) = if matching.card == Cardinality::OneToMany {
-                    (rf, lf)
-                } else {
-                    (lf, rf)
-                };
+                let (x, y) = if swapped { (rf, lf) } else { (lf, rf) };
                 let (mut v, keep) = elem_binop(b.op, x, y);
                 if b.return_bool {
                     v = if keep { 1.0 } else { 0.0 };
                 } else if !keep {
                     continue;
                 }
-                let drop_name = drop || lhs[li as usize].drop_name;
-                out.push(metric, drop_name, t, v)?;
+                let o = out as usize;
+                if out_stamp[o] == stamp {
+                    return Err(dup_labelset());
+                }
+                out_stamp[o] = stamp;
+                outs[o].floats.push(FPoint { t, f: v });
+                outs[o].drop_name |= drop || lhs[li as usize].drop_name;
             }
         }
-        Ok(out.finish())
+        outs.retain(|s| !s.floats.is_empty());
+        Ok(outs)
+    }
+}
+
+/// Numbers the distinct matching signatures of a binary operation's inputs, so that per-step
+/// matching indexes arrays instead of hashing label sets.
+#[derive(Default)]
+struct SigInterner {
+    ids: HashMap<Labels, u32>,
+    labels: Vec<Labels>,
+}
+
+impl SigInterner {
+    fn id(&mut self, metric: &Labels, m: &VectorMatching) -> u32 {
+        let sig = signature(metric, m);
+        if let Some(&id) = self.ids.get(&sig) {
+            return id;
+        }
+        let id = self.labels.len() as u32;
+        self.ids.insert(sig.clone(), id);
+        self.labels.push(sig);
+        id
+    }
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn labels(&self, id: usize) -> &Labels {
+        &self.labels[id]
     }
 }
 
