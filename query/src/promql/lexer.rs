@@ -1108,7 +1108,10 @@ mod tests {
             error("x[:5m]").1,
             "unexpected colon before duration in duration expression"
         );
-        assert_eq!(error("x[5m[1m]]"), (4, "unexpected left bracket '['".into()));
+        assert_eq!(
+            error("x[5m[1m]]"),
+            (4, "unexpected left bracket '['".into())
+        );
         assert_eq!(error("x[5m:1m:]").1, "unexpected colon ':'");
         assert_eq!(error("x]").1, "unexpected right bracket ']'");
     }
