@@ -494,7 +494,13 @@ impl<'a> Parser<'a> {
                 ))
             }
             T::LeftBrace => Ok((self.parse_vector_selector(None)?, 1)),
-            T::Identifier if self.peek_at(1).kind == T::LeftParen => self.parse_call(),
+            // `step()`, `range()`, `start()`, `end()` are keywords that newer Prometheus
+            // versions also accept as functions; they resolve through the function table.
+            T::Identifier | T::Step | T::Range | T::Start | T::End
+                if self.peek_at(1).kind == T::LeftParen =>
+            {
+                self.parse_call()
+            }
             T::Agg(op) if matches!(self.peek_at(1).kind, T::LeftParen | T::By | T::Without) => {
                 self.parse_aggregate(op)
             }
@@ -587,7 +593,13 @@ impl<'a> Parser<'a> {
     fn parse_call(&mut self) -> Parsed {
         let name_tok = self.bump();
         let (args, end, depth) = self.parse_call_body()?;
-        let name = self.text(name_tok);
+        let lowered;
+        let name = if name_tok.kind == T::Identifier {
+            self.text(name_tok)
+        } else {
+            lowered = self.text(name_tok).to_ascii_lowercase();
+            lowered.as_str()
+        };
         let Some(func) = function(name) else {
             return Err(self.err(
                 PosRange::new(name_tok.pos, name_tok.end),
