@@ -1610,9 +1610,10 @@ fn unquote(s: &str) -> Result<String, &'static str> {
     let (Some(q), Some(last)) = (chars.next(), chars.next_back()) else {
         return Err("invalid syntax");
     };
-    if q != last || s.len() < 2 {
+    if q != last || !matches!(q, '"' | '\'' | '`') {
         return Err("invalid syntax");
     }
+    // Both ends are one-byte quotes.
     let body = &s[1..s.len() - 1];
     if q == '`' {
         if body.contains('`') {

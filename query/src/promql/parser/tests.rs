@@ -984,3 +984,22 @@ fn valid_corpus_parses() {
         assert!(parse(q).is_ok(), "{q}: {:?}", parse(q).err());
     }
 }
+
+#[test]
+fn unquote_rejects_malformed_input() {
+    assert_eq!(unquote("`a\\n`"), Ok("a\\n".to_string()));
+    assert_eq!(unquote("'a\"b'"), Ok("a\"b".to_string()));
+    for bad in [
+        "\"",
+        "é",
+        "\"a",
+        "'a\"",
+        "\"a\nb\"",
+        "\"\\q\"",
+        "\"\\400\"",
+        "\"\\uD800\"",
+        "``a`",
+    ] {
+        assert!(unquote(bad).is_err(), "{bad:?}");
+    }
+}
