@@ -12,15 +12,17 @@
 //! three decimals, numbers in the shortest decimal form (`+Inf`, `NaN`), strings Go-quoted.
 //! Label and matcher names that are not legacy identifiers are quoted (`"a.b"`).
 //!
-//! One difference: the syntax tree does not record that a number was written as a duration,
-//! so `5m` used as a scalar prints as `300`.
+//! Differences: the syntax tree does not record that a number was written as a duration, so
+//! `5m` used as a scalar prints as `300`; and a signed number literal left of `^` is printed so
+//! that it parses back to the same tree (`Inf ^ x`, `(-2) ^ x`) where Prometheus prints
+//! `+Inf ^ x`, which reads back as `+(Inf ^ x)`.
 
 use std::fmt::{self, Write as _};
 
 use o11y_tsdb::labels::{is_valid_legacy_label_name, write_go_quoted};
 use o11y_tsdb::matcher::MatchOp;
 
-use super::ast::{AggregateExpr, AtModifier, BinaryExpr, Cardinality, Expr, VectorSelector};
+use super::ast::{AggregateExpr, AtModifier, BinOp, BinaryExpr, Cardinality, Expr, VectorSelector};
 
 impl fmt::Display for Expr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +167,20 @@ fn write_labels(f: &mut fmt::Formatter<'_>, labels: &[String]) -> fmt::Result {
 }
 
 fn write_binary(f: &mut fmt::Formatter<'_>, b: &BinaryExpr) -> fmt::Result {
-    write!(f, "{} {}", b.lhs, b.op)?;
+    match (&*b.lhs, b.op) {
+        // A signed literal left of `^` would re-parse as a unary operator applied to the power
+        // (`-2 ^ 2` is `-(2 ^ 2)`); Prometheus prints `+Inf ^ x` here, which is not faithful.
+        (Expr::NumberLiteral { val, .. }, BinOp::Pow) if *val == f64::INFINITY => {
+            f.write_str("Inf")?
+        }
+        (Expr::NumberLiteral { val, .. }, BinOp::Pow)
+            if val.is_sign_negative() && !val.is_nan() =>
+        {
+            write!(f, "({})", b.lhs)?
+        }
+        _ => write!(f, "{}", b.lhs)?,
+    }
+    write!(f, " {}", b.op)?;
     if b.return_bool {
         f.write_str(" bool")?;
     }
@@ -309,6 +324,9 @@ mod tests {
             ("foo and bar", "foo and bar"),
             ("1 + 2", "1 + 2"),
             ("\"a\\nb\"", "\"a\\nb\""),
+            ("Inf ^ foo", "Inf ^ foo"),
+            ("foo + Inf", "foo + +Inf"),
+            ("+Inf ^ foo", "+Inf ^ foo"),
         ];
         for (q, want) in cases {
             assert_eq!(print(q), *want, "{q}");
