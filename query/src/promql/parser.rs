@@ -278,6 +278,7 @@ impl<'a> Parser<'a> {
 
     fn parse_expr_inner(&mut self, min_prec: u8) -> Parsed {
         let (mut lhs, mut depth) = self.parse_unary()?;
+        let start = lhs.pos().start;
         while let Some(op) = binop(self.peek().kind) {
             let prec = op.precedence();
             if prec < min_prec {
@@ -287,7 +288,7 @@ impl<'a> Parser<'a> {
             let (return_bool, matching, fill) = self.parse_bin_modifiers()?;
             let next_min = if op.is_right_assoc() { prec } else { prec + 1 };
             let (rhs, rhs_depth) = self.parse_expr(next_min)?;
-            depth = self.deeper(depth.max(rhs_depth), lhs.pos().start)?;
+            depth = self.deeper(depth.max(rhs_depth), start)?;
             let b = Expr::Binary(BinaryExpr {
                 op,
                 lhs: Box::new(lhs),
@@ -1022,14 +1023,13 @@ impl<'a> Parser<'a> {
 /// many-to-many; matching is dropped unless both sides are instant vectors).
 fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueType, ParseError> {
     let err = |pos: PosRange, msg: String| Err(ParseError::new(input, pos, msg));
-    let typ = e.value_type();
-    let pos = e.pos();
-    match e {
-        Expr::NumberLiteral { .. } | Expr::StringLiteral { .. } => {}
-        Expr::Paren { expr, .. } => {
-            check(input, expr, false)?;
-        }
-        Expr::Unary { expr, .. } => {
+    // Types are computed bottom-up here: `Expr::value_type` walks the whole subtree.
+    let typ = match e {
+        Expr::NumberLiteral { .. } => ValueType::Scalar,
+        Expr::StringLiteral { .. } => ValueType::String,
+        Expr::Paren { expr, .. } => check(input, expr, false)?,
+        Expr::Unary { expr, pos, .. } => {
+            let pos = *pos;
             let t = check(input, expr, false)?;
             if t != ValueType::Scalar && t != ValueType::Vector {
                 return err(
@@ -1040,21 +1040,29 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                     ),
                 );
             }
+            t
         }
         Expr::Subquery(s) => {
             let t = check(input, &mut s.expr, false)?;
             if t != ValueType::Vector {
                 return err(
-                    pos,
+                    PosRange::new(s.expr.pos().start, s.end_pos),
                     format!(
                         "subquery is only allowed on instant vector, got {} instead",
                         go_type_name(t)
                     ),
                 );
             }
+            ValueType::Matrix
         }
-        Expr::MatrixSelector(m) => check_vector_selector(input, &m.vs, false)?,
-        Expr::VectorSelector(vs) => check_vector_selector(input, vs, bypass_empty_matcher)?,
+        Expr::MatrixSelector(m) => {
+            check_vector_selector(input, &m.vs, false)?;
+            ValueType::Matrix
+        }
+        Expr::VectorSelector(vs) => {
+            check_vector_selector(input, vs, bypass_empty_matcher)?;
+            ValueType::Vector
+        }
         Expr::Aggregate(a) => {
             expect_type(
                 input,
@@ -1079,8 +1087,10 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 }
                 _ => {}
             }
+            ValueType::Vector
         }
         Expr::Call(c) => {
+            let pos = c.pos;
             let f = c.func;
             let nargs = f.arg_types.len();
             let got = c.args.len();
@@ -1161,6 +1171,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                     );
                 }
             }
+            f.return_type
         }
         Expr::Binary(b) => {
             let lt = check(input, &mut b.lhs, false)?;
@@ -1225,7 +1236,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 if let Some(m) = &b.matching {
                     if !m.matching_labels.is_empty() {
                         return err(
-                            pos,
+                            bin_pos(b),
                             "vector matching only allowed between instant vectors".into(),
                         );
                     }
@@ -1235,7 +1246,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 if let Some(m) = &b.matching {
                     if matches!(m.card, Cardinality::OneToMany | Cardinality::ManyToOne) {
                         return err(
-                            pos,
+                            bin_pos(b),
                             format!(
                                 "no grouping allowed for {} operation",
                                 go_quote(b.op.as_str())
@@ -1243,22 +1254,35 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                         );
                     }
                     if m.card != Cardinality::ManyToMany {
-                        return err(pos, "set operations must always be many-to-many".into());
+                        return err(
+                            bin_pos(b),
+                            "set operations must always be many-to-many".into(),
+                        );
                     }
                 }
             }
             if (lt == ValueType::Scalar || rt == ValueType::Scalar) && b.op.is_set() {
                 return err(
-                    pos,
+                    bin_pos(b),
                     format!(
                         "set operator {} not allowed in binary scalar expression",
                         go_quote(b.op.as_str())
                     ),
                 );
             }
+            if lt == ValueType::Scalar && rt == ValueType::Scalar {
+                ValueType::Scalar
+            } else {
+                ValueType::Vector
+            }
         }
-    }
+    };
     Ok(typ)
+}
+
+/// Position of a whole binary expression.
+fn bin_pos(b: &BinaryExpr) -> PosRange {
+    PosRange::new(b.lhs.pos().start, b.rhs.pos().end)
 }
 
 fn expect_type(

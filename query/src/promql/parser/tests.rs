@@ -1003,3 +1003,16 @@ fn unquote_rejects_malformed_input() {
         assert!(unquote(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn large_queries_parse() {
+    // 40 groups of 500 selectors: 20000 leaves, depth about 540.
+    let group = format!("({})", vec!["foo{a=\"b\"}"; 500].join(" or "));
+    let q = vec![group.as_str(); 40].join(" + ");
+    let started = std::time::Instant::now();
+    let e = ok(&q);
+    assert_eq!(e.value_type(), ValueType::Vector);
+    assert_eq!(e.pos(), p(0, q.len()));
+    // Generous bound: linear work, far below this even in debug builds.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
