@@ -16,10 +16,15 @@
 //! * Syntax errors name the unexpected token the way Prometheus does
 //!   (`unexpected identifier "foo" in aggregation`); lexer errors are reported verbatim.
 //!   The first error wins, as in Prometheus (only its first error is shown).
-//! * Experimental features (duration arithmetic, `step()`/`range()`, `anchored`/`smoothed`,
-//!   `fill` modifiers) are rejected with Prometheus's "not enabled" messages; experimental
-//!   functions and the `limitk`/`limit_ratio` aggregations are accepted, as the test runner
-//!   enables them.
+//! * Experimental features (duration arithmetic and `step()`/`range()` in durations,
+//!   `anchored`/`smoothed`, `fill` modifiers) are rejected with Prometheus's "not enabled"
+//!   messages; experimental functions and the `limitk`/`limit_ratio` aggregations are
+//!   accepted, as the test runner enables them.
+//! * Nesting is bounded ([`MAX_TREE_DEPTH`] levels of syntax tree) so that walking the tree
+//!   recursively cannot overflow the stack.
+//!
+//! Also here: [`parse_metric`] (series descriptions of test scripts) and
+//! [`parse_metric_selector`] (`match[]` selectors).
 
 use o11y_tsdb::labels::Labels;
 use o11y_tsdb::matcher::{MatchOp, Matcher};
@@ -118,6 +123,30 @@ pub fn parse_metric(input: &str) -> Result<Labels, ParseError> {
     Ok(Labels::from_pairs(pairs))
 }
 
+/// Parses a series selector such as `up{job=~"api.*"}` or `{__name__="x"}` into its matchers
+/// (Prometheus's `ParseMetricSelector`, used for `match[]` parameters). Like Prometheus, it
+/// does not require a non-empty matcher; callers that need one check it. A name written before
+/// the braces becomes the last matcher.
+pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
+    let mut p = Parser::new(input);
+    let t = p.peek();
+    let e = if is_metric_identifier(t.kind) {
+        p.bump();
+        p.parse_vector_selector(Some(t))?
+    } else if t.kind == T::LeftBrace {
+        p.parse_vector_selector(None)?
+    } else {
+        return Err(p.unexpected("", ""));
+    };
+    if p.peek().kind != T::Eof {
+        return Err(p.unexpected("", ""));
+    }
+    match e {
+        Expr::VectorSelector(vs) => Ok(vs.matchers),
+        _ => Err(p.unexpected("", "")),
+    }
+}
+
 /// A number or duration in a duration position, in seconds.
 struct DurationLit {
     secs: f64,
@@ -128,7 +157,7 @@ const EXPERIMENTAL_DURATION: &str = "experimental duration expression is not ena
 
 /// Deepest syntax tree accepted: evaluation, type checking and dropping walk the tree
 /// recursively, so unbounded depth could overflow the stack.
-const MAX_TREE_DEPTH: u32 = 1000;
+pub const MAX_TREE_DEPTH: u32 = 1000;
 
 /// Deepest parser recursion (parentheses, unary operators, arguments) accepted.
 const MAX_NESTING: u32 = 200;

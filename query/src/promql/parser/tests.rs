@@ -1016,3 +1016,47 @@ fn large_queries_parse() {
     // Generous bound: linear work, far below this even in debug builds.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn deepest_accepted_tree_checks_without_overflow() {
+    // A left-deep chain just below the depth limit goes through `check` on a test thread's
+    // default stack.
+    let chain = vec!["rate(a[5m])"; 990].join(" + ");
+    let e = ok(&chain);
+    assert_eq!(e.value_type(), ValueType::Vector);
+    let chain = vec!["a"; 990].join(" == bool ");
+    assert!(parse(&chain).is_ok());
+}
+
+#[test]
+fn metric_selectors() {
+    let ms = parse_metric_selector(r#"up{job=~"api.*", "a.b"!="c"}"#).unwrap();
+    let got: Vec<_> = ms
+        .iter()
+        .map(|m| (m.name.clone(), m.op, m.value.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            m("job", MatchOp::Regex, "api.*"),
+            m("a.b", MatchOp::NotEqual, "c"),
+            m("__name__", MatchOp::Equal, "up"),
+        ]
+    );
+    assert_eq!(parse_metric_selector("{}").map(|v| v.len()), Ok(0));
+    assert_eq!(parse_metric_selector("sum").map(|v| v.len()), Ok(1));
+    let err = |q: &str| {
+        parse_metric_selector(q)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    assert_eq!(err(""), "1:1: parse error: unexpected end of input");
+    assert_eq!(err("rate(x[5m])"), "1:5: parse error: unexpected \"(\"");
+    assert_eq!(err("1"), "1:1: parse error: unexpected number \"1\"");
+    assert_eq!(err("x offset 5m"), "1:3: parse error: unexpected <offset>");
+    assert_eq!(
+        err(r#"x{a=~"("}"#),
+        "1:3: parse error: invalid regular expression \"(\": missing closing )"
+    );
+}
