@@ -18,6 +18,7 @@ pub mod error;
 pub mod functions;
 mod lexer;
 pub mod parser;
+pub mod printer;
 pub mod promqltest;
 pub mod value;
 

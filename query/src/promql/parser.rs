@@ -16,10 +16,15 @@
 //! * Syntax errors name the unexpected token the way Prometheus does
 //!   (`unexpected identifier "foo" in aggregation`); lexer errors are reported verbatim.
 //!   The first error wins, as in Prometheus (only its first error is shown).
-//! * Experimental features (duration arithmetic, `step()`/`range()`, `anchored`/`smoothed`,
-//!   `fill` modifiers) are rejected with Prometheus's "not enabled" messages; experimental
-//!   functions and the `limitk`/`limit_ratio` aggregations are accepted, as the test runner
-//!   enables them.
+//! * Experimental features (duration arithmetic and `step()`/`range()` in durations,
+//!   `anchored`/`smoothed`, `fill` modifiers) are rejected with Prometheus's "not enabled"
+//!   messages; experimental functions and the `limitk`/`limit_ratio` aggregations are
+//!   accepted, as the test runner enables them.
+//! * Nesting is bounded ([`MAX_TREE_DEPTH`] levels of syntax tree) so that walking the tree
+//!   recursively cannot overflow the stack.
+//!
+//! Also here: [`parse_metric`] (series descriptions of test scripts) and
+//! [`parse_metric_selector`] (`match[]` selectors).
 
 use o11y_tsdb::labels::Labels;
 use o11y_tsdb::matcher::{MatchOp, Matcher};
@@ -118,6 +123,30 @@ pub fn parse_metric(input: &str) -> Result<Labels, ParseError> {
     Ok(Labels::from_pairs(pairs))
 }
 
+/// Parses a series selector such as `up{job=~"api.*"}` or `{__name__="x"}` into its matchers
+/// (Prometheus's `ParseMetricSelector`, used for `match[]` parameters). Like Prometheus, it
+/// does not require a non-empty matcher; callers that need one check it. A name written before
+/// the braces becomes the last matcher.
+pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
+    let mut p = Parser::new(input);
+    let t = p.peek();
+    let e = if is_metric_identifier(t.kind) {
+        p.bump();
+        p.parse_vector_selector(Some(t))?
+    } else if t.kind == T::LeftBrace {
+        p.parse_vector_selector(None)?
+    } else {
+        return Err(p.unexpected("", ""));
+    };
+    if p.peek().kind != T::Eof {
+        return Err(p.unexpected("", ""));
+    }
+    match e {
+        Expr::VectorSelector(vs) => Ok(vs.matchers),
+        _ => Err(p.unexpected("", "")),
+    }
+}
+
 /// A number or duration in a duration position, in seconds.
 struct DurationLit {
     secs: f64,
@@ -128,7 +157,7 @@ const EXPERIMENTAL_DURATION: &str = "experimental duration expression is not ena
 
 /// Deepest syntax tree accepted: evaluation, type checking and dropping walk the tree
 /// recursively, so unbounded depth could overflow the stack.
-const MAX_TREE_DEPTH: u32 = 1000;
+pub const MAX_TREE_DEPTH: u32 = 1000;
 
 /// Deepest parser recursion (parentheses, unary operators, arguments) accepted.
 const MAX_NESTING: u32 = 200;
@@ -278,6 +307,7 @@ impl<'a> Parser<'a> {
 
     fn parse_expr_inner(&mut self, min_prec: u8) -> Parsed {
         let (mut lhs, mut depth) = self.parse_unary()?;
+        let start = lhs.pos().start;
         while let Some(op) = binop(self.peek().kind) {
             let prec = op.precedence();
             if prec < min_prec {
@@ -287,7 +317,7 @@ impl<'a> Parser<'a> {
             let (return_bool, matching, fill) = self.parse_bin_modifiers()?;
             let next_min = if op.is_right_assoc() { prec } else { prec + 1 };
             let (rhs, rhs_depth) = self.parse_expr(next_min)?;
-            depth = self.deeper(depth.max(rhs_depth), lhs.pos().start)?;
+            depth = self.deeper(depth.max(rhs_depth), start)?;
             let b = Expr::Binary(BinaryExpr {
                 op,
                 lhs: Box::new(lhs),
@@ -494,7 +524,13 @@ impl<'a> Parser<'a> {
                 ))
             }
             T::LeftBrace => Ok((self.parse_vector_selector(None)?, 1)),
-            T::Identifier if self.peek_at(1).kind == T::LeftParen => self.parse_call(),
+            // `step()`, `range()`, `start()`, `end()` are keywords that newer Prometheus
+            // versions also accept as functions; they resolve through the function table.
+            T::Identifier | T::Step | T::Range | T::Start | T::End
+                if self.peek_at(1).kind == T::LeftParen =>
+            {
+                self.parse_call()
+            }
             T::Agg(op) if matches!(self.peek_at(1).kind, T::LeftParen | T::By | T::Without) => {
                 self.parse_aggregate(op)
             }
@@ -587,7 +623,13 @@ impl<'a> Parser<'a> {
     fn parse_call(&mut self) -> Parsed {
         let name_tok = self.bump();
         let (args, end, depth) = self.parse_call_body()?;
-        let name = self.text(name_tok);
+        let lowered;
+        let name = if name_tok.kind == T::Identifier {
+            self.text(name_tok)
+        } else {
+            lowered = self.text(name_tok).to_ascii_lowercase();
+            lowered.as_str()
+        };
         let Some(func) = function(name) else {
             return Err(self.err(
                 PosRange::new(name_tok.pos, name_tok.end),
@@ -1010,14 +1052,13 @@ impl<'a> Parser<'a> {
 /// many-to-many; matching is dropped unless both sides are instant vectors).
 fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueType, ParseError> {
     let err = |pos: PosRange, msg: String| Err(ParseError::new(input, pos, msg));
-    let typ = e.value_type();
-    let pos = e.pos();
-    match e {
-        Expr::NumberLiteral { .. } | Expr::StringLiteral { .. } => {}
-        Expr::Paren { expr, .. } => {
-            check(input, expr, false)?;
-        }
-        Expr::Unary { expr, .. } => {
+    // Types are computed bottom-up here: `Expr::value_type` walks the whole subtree.
+    let typ = match e {
+        Expr::NumberLiteral { .. } => ValueType::Scalar,
+        Expr::StringLiteral { .. } => ValueType::String,
+        Expr::Paren { expr, .. } => check(input, expr, false)?,
+        Expr::Unary { expr, pos, .. } => {
+            let pos = *pos;
             let t = check(input, expr, false)?;
             if t != ValueType::Scalar && t != ValueType::Vector {
                 return err(
@@ -1028,21 +1069,29 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                     ),
                 );
             }
+            t
         }
         Expr::Subquery(s) => {
             let t = check(input, &mut s.expr, false)?;
             if t != ValueType::Vector {
                 return err(
-                    pos,
+                    PosRange::new(s.expr.pos().start, s.end_pos),
                     format!(
                         "subquery is only allowed on instant vector, got {} instead",
                         go_type_name(t)
                     ),
                 );
             }
+            ValueType::Matrix
         }
-        Expr::MatrixSelector(m) => check_vector_selector(input, &m.vs, false)?,
-        Expr::VectorSelector(vs) => check_vector_selector(input, vs, bypass_empty_matcher)?,
+        Expr::MatrixSelector(m) => {
+            check_vector_selector(input, &m.vs, false)?;
+            ValueType::Matrix
+        }
+        Expr::VectorSelector(vs) => {
+            check_vector_selector(input, vs, bypass_empty_matcher)?;
+            ValueType::Vector
+        }
         Expr::Aggregate(a) => {
             expect_type(
                 input,
@@ -1067,8 +1116,10 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 }
                 _ => {}
             }
+            ValueType::Vector
         }
         Expr::Call(c) => {
+            let pos = c.pos;
             let f = c.func;
             let nargs = f.arg_types.len();
             let got = c.args.len();
@@ -1149,6 +1200,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                     );
                 }
             }
+            f.return_type
         }
         Expr::Binary(b) => {
             let lt = check(input, &mut b.lhs, false)?;
@@ -1213,7 +1265,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 if let Some(m) = &b.matching {
                     if !m.matching_labels.is_empty() {
                         return err(
-                            pos,
+                            bin_pos(b),
                             "vector matching only allowed between instant vectors".into(),
                         );
                     }
@@ -1223,7 +1275,7 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                 if let Some(m) = &b.matching {
                     if matches!(m.card, Cardinality::OneToMany | Cardinality::ManyToOne) {
                         return err(
-                            pos,
+                            bin_pos(b),
                             format!(
                                 "no grouping allowed for {} operation",
                                 go_quote(b.op.as_str())
@@ -1231,22 +1283,35 @@ fn check(input: &str, e: &mut Expr, bypass_empty_matcher: bool) -> Result<ValueT
                         );
                     }
                     if m.card != Cardinality::ManyToMany {
-                        return err(pos, "set operations must always be many-to-many".into());
+                        return err(
+                            bin_pos(b),
+                            "set operations must always be many-to-many".into(),
+                        );
                     }
                 }
             }
             if (lt == ValueType::Scalar || rt == ValueType::Scalar) && b.op.is_set() {
                 return err(
-                    pos,
+                    bin_pos(b),
                     format!(
                         "set operator {} not allowed in binary scalar expression",
                         go_quote(b.op.as_str())
                     ),
                 );
             }
+            if lt == ValueType::Scalar && rt == ValueType::Scalar {
+                ValueType::Scalar
+            } else {
+                ValueType::Vector
+            }
         }
-    }
+    };
     Ok(typ)
+}
+
+/// Position of a whole binary expression.
+fn bin_pos(b: &BinaryExpr) -> PosRange {
+    PosRange::new(b.lhs.pos().start, b.rhs.pos().end)
 }
 
 fn expect_type(
@@ -1598,9 +1663,10 @@ fn unquote(s: &str) -> Result<String, &'static str> {
     let (Some(q), Some(last)) = (chars.next(), chars.next_back()) else {
         return Err("invalid syntax");
     };
-    if q != last || s.len() < 2 {
+    if q != last || !matches!(q, '"' | '\'' | '`') {
         return Err("invalid syntax");
     }
+    // Both ends are one-byte quotes.
     let body = &s[1..s.len() - 1];
     if q == '`' {
         if body.contains('`') {
