@@ -126,7 +126,7 @@ impl Engine {
         expr: &Expr,
         ts: i64,
     ) -> Result<QueryResult, QueryError> {
-        let shared = Shared::new(storage, &self.opts, ts, ts);
+        let shared = Shared::new(storage, &self.opts, ts, ts, 0);
         let ev = Evaluator {
             sh: &shared,
             range: StepRange {
@@ -212,7 +212,7 @@ impl Engine {
             )))
             }
         }
-        let shared = Shared::new(storage, &self.opts, start, end);
+        let shared = Shared::new(storage, &self.opts, start, end, step);
         let ev = Evaluator {
             sh: &shared,
             range: StepRange {
@@ -257,6 +257,8 @@ struct Shared<'a> {
     /// Start and end of the whole query, for `@ start()` and `@ end()`.
     query_start: i64,
     query_end: i64,
+    /// Step of a range query; 0 for an instant query.
+    query_step: i64,
     deadline: Instant,
     annotations: Mutex<Annotations>,
 }
@@ -267,12 +269,14 @@ impl<'a> Shared<'a> {
         opts: &'a EngineOptions,
         query_start: i64,
         query_end: i64,
+        query_step: i64,
     ) -> Shared<'a> {
         Shared {
             storage,
             opts,
             query_start,
             query_end,
+            query_step,
             deadline: Instant::now() + opts.timeout,
             annotations: Mutex::new(Annotations::default()),
         }
@@ -852,6 +856,16 @@ impl Evaluator<'_> {
                 ))
             }
             "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; n])),
+            // Duration-expression functions: properties of the whole query.
+            "start" | "end" | "range" | "step" => {
+                let ms = match name {
+                    "start" => self.sh.query_start,
+                    "end" => self.sh.query_end,
+                    "range" => self.sh.query_end - self.sh.query_start,
+                    _ => self.sh.query_step,
+                };
+                return Ok(Val::Scalar(vec![ms as f64 / 1000.0; n]));
+            }
             "scalar" => {
                 let m = self.eval_vector_arg(&c.args[0])?;
                 let mut out = vec![f64::NAN; n];

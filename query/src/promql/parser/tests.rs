@@ -727,8 +727,6 @@ fn function_errors() {
         ("floor(some_metric, )", "1:18: parse error: trailing commas not allowed in function call args"),
         ("rate(foo bar)", "1:10: parse error: unexpected identifier \"bar\""),
         ("foo:bar(1)", "1:8: parse error: unexpected \"(\""),
-        ("STEP()", "1:1: parse error: unknown function with name \"step\""),
-        ("vector(start())", "1:8: parse error: unknown function with name \"start\""),
         ("min_of(1, 2)", "1:1: parse error: unknown function with name \"min_of\""),
         ("a </ 1", "1:4: parse error: unexpected <op:/>"),
         ("info(x, foo)", "1:9: parse error: expected label selectors only, got vector selector instead"),

@@ -183,8 +183,12 @@ impl Eval {
 
     /// Instant queries whose expected result is a range vector or a string are not re-run as
     /// range queries.
+    /// Also, as in Prometheus's runner, queries that use `range()`, `step()`, `start()` or
+    /// `end()`: those resolve to different values in range mode.
     pub fn exclude_from_range_check(&self) -> bool {
-        self.range_vector.is_some() || self.expected_string.is_some()
+        self.range_vector.is_some()
+            || self.expected_string.is_some()
+            || uses_query_context_fn(&self.query)
     }
 
     /// The expected output mentions native histograms.
@@ -192,6 +196,19 @@ impl Eval {
         self.expected_scalar == Some(SeqValue::Histogram)
             || self.expected_series.iter().any(|s| s.def.has_histogram())
     }
+}
+
+/// Whether `query` calls `range()`, `step()`, `start()` or `end()` (spaces allowed before
+/// the parentheses), the way Prometheus's runner detects them.
+fn uses_query_context_fn(query: &str) -> bool {
+    let b = query.as_bytes();
+    ["range", "step", "start", "end"].iter().any(|name| {
+        query.match_indices(name).any(|(i, _)| {
+            let before_ok = i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
+            let rest = query[i + name.len()..].trim_start();
+            before_ok && rest.starts_with('(') && rest[1..].trim_start().starts_with(')')
+        })
+    })
 }
 
 /// A script command.
@@ -967,4 +984,29 @@ fn parse_hex_float(h: &str) -> Option<f64> {
     let e = exp.checked_sub(4 * frac.len() as i32)?;
     let r = v * 2f64.powi(e);
     r.is_finite().then_some(r)
+}
+
+#[cfg(test)]
+mod context_fn_tests {
+    use super::uses_query_context_fn;
+
+    #[test]
+    fn query_context_functions_are_detected_as_calls_only() {
+        for q in [
+            "range()",
+            "vector(step())",
+            "end ( ) - start()",
+            "x @ start()",
+        ] {
+            assert!(uses_query_context_fn(q), "{q}");
+        }
+        for q in [
+            "rate(x[5m])",
+            "my_range(x)",
+            "sum(step_total)",
+            "x{end=\"()\"} + startx()",
+        ] {
+            assert!(!uses_query_context_fn(q), "{q}");
+        }
+    }
 }

@@ -8,8 +8,8 @@
 //! 3. its query uses an experimental Prometheus feature this engine does not implement,
 //!    found by [`experimental_feature`] on the query text (outside string literals and label
 //!    matchers `{...}`):
-//!    - the functions `step()`, `range()`, `min_of()`, `max_of()`, and `start()`/`end()`
-//!      outside an `@` modifier (duration expressions, any case) and `info()`;
+//!    - the functions `min_of()`, `max_of()` (duration expressions, any case) and `info()`
+//!      (`step()`, `range()`, `start()`, `end()` are implemented);
 //!    - a duration expression: a `[...]` range or subquery part that is not a plain duration
 //!      or number (`[5m+1m]`, `[2m*15]`, `[step()]`), an `offset` followed (after an
 //!      optional sign) by `(` or a name (`offset (1m+2m)`, `offset -step()`), or `@ (...)`;
@@ -78,19 +78,13 @@ pub fn experimental_feature(query: &str) -> Option<String> {
                 let call = b.get(j) == Some(&b'(');
                 if call {
                     match lower.as_str() {
-                        "step" | "range" | "min_of" | "max_of" => {
+                        "min_of" | "max_of" => {
                             return Some(format!("duration expression function {word}()"))
                         }
                         "fill" | "fill_left" | "fill_right" => {
                             return Some(format!("{lower} modifier"))
                         }
                         _ if word == "info" => return Some("experimental function info()".into()),
-                        // `start()`/`end()` as values rather than after `@`.
-                        "start" | "end"
-                            if query[..s].trim_end().as_bytes().last() != Some(&b'@') =>
-                        {
-                            return Some(format!("duration expression function {word}()"))
-                        }
                         _ => {}
                     }
                 }
