@@ -1,1 +1,13 @@
-//! The o11y server: ingest and query HTTP/gRPC APIs (not built yet).
+//! The `o11y` server: HTTP APIs over the Raft-replicated engines.
+//!
+//! ```text
+//!   POST /api/v1/write ─► remote_write (decode) ─► RaftNode::propose ─► engines on every node
+//!   GET|POST /api/v1/query… ─► api::prom ─► o11y-query Engine ─► tsdb (this node's copy)
+//! ```
+//!
+//! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`api`] (the
+//! Prometheus HTTP API), [`app`] (shared state and the router).
+
+pub mod api;
+pub mod app;
+pub mod remote_write;

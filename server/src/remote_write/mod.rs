@@ -1,0 +1,1 @@
+//! Prometheus remote_write decoding (being built).
