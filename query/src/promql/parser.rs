@@ -35,6 +35,7 @@ use super::ast::{
 };
 use super::error::ParseError;
 use super::lexer::{go_quote, is_space, lex, Token, T};
+use super::value::go_format_f6;
 
 /// Parses and type-checks a PromQL expression.
 pub fn parse(input: &str) -> Result<Expr, ParseError> {
@@ -1002,7 +1003,10 @@ impl<'a> Parser<'a> {
                 if !ts.is_finite() || ts >= i64::MAX as f64 || ts <= i64::MIN as f64 {
                     return Err(self.err(
                         e.pos(),
-                        format!("timestamp out of bounds for @ modifier: {}", go_float_f(ts)),
+                        format!(
+                            "timestamp out of bounds for @ modifier: {}",
+                            go_format_f6(ts)
+                        ),
                     ));
                 }
                 (AtModifier::At((ts * 1000.0).round() as i64), v.end)
@@ -1453,19 +1457,6 @@ fn short_quote(val: &str) -> String {
     }
 }
 
-/// Go's `%f` for the `@` bounds message.
-fn go_float_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v:.6}")
-    }
-}
-
 /// Go's `ValueType` string (used in the subquery message).
 fn go_type_name(t: ValueType) -> &'static str {
     match t {
@@ -1594,7 +1585,8 @@ fn underscore_ok(s: &str) -> bool {
 }
 
 /// Prometheus's `model.ParseDuration`, in milliseconds (sub-millisecond parts cannot occur).
-fn parse_duration_ms(s: &str) -> Result<i64, String> {
+/// Also what the `promqltest` runner uses for `load`/`eval` intervals and times.
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
     const UNITS: [(&str, i64); 7] = [
         ("y", 365 * 24 * 3_600_000),
         ("w", 7 * 24 * 3_600_000),
@@ -1658,7 +1650,7 @@ fn parse_duration_ms(s: &str) -> Result<i64, String> {
 
 /// Prometheus's `strutil.Unquote`: `"..."` and `'...'` with Go escapes, `` `...` `` raw.
 /// Escapes producing invalid UTF-8 (`\xff`) are replaced by U+FFFD.
-fn unquote(s: &str) -> Result<String, &'static str> {
+pub(crate) fn unquote(s: &str) -> Result<String, &'static str> {
     let mut chars = s.chars();
     let (Some(q), Some(last)) = (chars.next(), chars.next_back()) else {
         return Err("invalid syntax");

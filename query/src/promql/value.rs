@@ -118,18 +118,91 @@ impl Annotations {
     }
 }
 
-/// Formats a float the way Prometheus's API and test scripts do (Go's `strconv.FormatFloat(f,
-/// 'f', -1, 64)` for the API; here the shortest round-trip form with `+Inf`, `-Inf`, `NaN`).
-pub fn format_float(f: f64) -> String {
+/// Go's spelling of a non-finite float (`NaN`, `+Inf`, `-Inf`); `None` for finite ones.
+fn go_non_finite(f: f64) -> Option<String> {
     if f.is_nan() {
-        "NaN".into()
+        Some("NaN".into())
     } else if f == f64::INFINITY {
-        "+Inf".into()
+        Some("+Inf".into())
     } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
+        Some("-Inf".into())
     } else {
-        format!("{f}")
+        None
     }
+}
+
+/// Formats a float the way Prometheus's API and test scripts do: Go's
+/// `strconv.FormatFloat(f, 'f', -1, 64)` (shortest round-trip digits, never an exponent), with
+/// `+Inf`, `-Inf`, `NaN`. Also the `count_values` label value.
+pub fn format_float(f: f64) -> String {
+    go_non_finite(f).unwrap_or_else(|| format!("{f}"))
+}
+
+/// Go's `%f` (six decimals), with Go's spellings of NaN and infinities (error texts).
+pub(crate) fn go_format_f6(f: f64) -> String {
+    go_non_finite(f).unwrap_or_else(|| format!("{f:.6}"))
+}
+
+/// Shortest decimal digits and decimal exponent of a finite, non-zero `f`: `f = 0.d1d2... ×
+/// 10^(exp+1)`, i.e. `exp` is the exponent of the first digit.
+fn shortest_digits(f: f64) -> (String, i32) {
+    let s = format!("{:e}", f.abs());
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    (digits, exp.parse().unwrap_or(0))
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` (also what `%g` prints): shortest digits,
+/// exponent form (`1e+06`, `1.5e-05`) when the decimal exponent is < −4 or ≥ 6.
+pub fn go_format_g(f: f64) -> String {
+    if let Some(s) = go_non_finite(f) {
+        return s;
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let (digits, exp) = shortest_digits(f);
+    let mut out = String::new();
+    if f < 0.0 {
+        out.push('-');
+    }
+    if !(-4..6).contains(&exp) {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let e = exp.unsigned_abs();
+        if e < 10 {
+            out.push('0');
+        }
+        out.push_str(&e.to_string());
+    } else if exp < 0 {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    } else {
+        let int_len = exp as usize + 1;
+        if digits.len() <= int_len {
+            out.push_str(&digits);
+            for _ in digits.len()..int_len {
+                out.push('0');
+            }
+        } else {
+            out.push_str(&digits[..int_len]);
+            out.push('.');
+            out.push_str(&digits[int_len..]);
+        }
+    }
+    out
 }
 
 impl fmt::Display for Series {

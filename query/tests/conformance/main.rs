@@ -12,26 +12,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use o11y_query::promql::promqltest::{run_file, FileReport};
+use o11y_query::promql::promqltest::{run_file, FileReport, REQUIRED_SCRIPTS};
 use o11y_query::promql::{parser, Engine, QueryError, Storage};
 
 /// Prometheus's scripts that must run (the others need features we do not have).
-const REQUIRED: &[&str] = &[
-    "aggregators",
-    "at_modifier",
-    "collision",
-    "functions",
-    "histograms",
-    "literals",
-    "operators",
-    "range_queries",
-    "selectors",
-    "staleness",
-    "subquery",
-    "trig_functions",
-    "limit",
-    "name_label_dropping",
-];
+const REQUIRED: &[&str] = REQUIRED_SCRIPTS;
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

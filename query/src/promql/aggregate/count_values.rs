@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use o11y_tsdb::labels::{write_go_quoted, Label, Labels, METRIC_NAME};
 
 use super::super::error::QueryError;
-use super::super::value::{FPoint, Matrix, Series};
-use super::{go_fmt_f, grouping_key, grouping_labels, StepGrid};
+use super::super::value::{format_float, FPoint, Matrix, Series};
+use super::{grouping_key, grouping_labels, StepGrid};
 
 /// The one bit pattern all NaNs count under (they all format as `NaN`).
 const NAN_BITS: u64 = 0x7ff8_0000_0000_0001;
@@ -102,7 +102,7 @@ pub(super) fn count_values(
                 let mut labels = base_labels[base as usize].clone();
                 if keep_value {
                     let at = labels.partition_point(|l| l.name.as_str() < label);
-                    labels.insert(at, Label::new(label, go_fmt_f(f)));
+                    labels.insert(at, Label::new(label, format_float(f)));
                 }
                 out.push(Series {
                     metric: Labels::from_sorted_unchecked(labels),

@@ -47,7 +47,7 @@ use rayon::prelude::*;
 
 use super::ast::{AggOp, PosRange};
 use super::error::QueryError;
-use super::value::{Annotations, Matrix};
+use super::value::{go_format_g, Annotations, Matrix};
 
 /// The parameter of `topk`, `bottomk`, `quantile`, `limitk`, `limit_ratio` (a number per
 /// step) or `count_values` (a string).
@@ -366,7 +366,7 @@ impl<'a> Params<'a> {
             a.add(super::value::Annotation::warning(
                 format!(
                     "quantile value should be between 0 and 1, got {}",
-                    go_fmt_g(q)
+                    go_format_g(q)
                 ),
                 pos,
             ))
@@ -414,49 +414,6 @@ fn go_min(a: f64, b: f64) -> f64 {
         a
     } else {
         b
-    }
-}
-
-/// Formats a float as Go's `%g`/`%v` do (`strconv.FormatFloat(f, 'g', -1, 64)`, `+Inf`):
-/// shortest round-trip digits; exponent form (`1e+06`, `1.5e-07`) when the decimal exponent
-/// is < -4 or >= 6, plain form otherwise.
-pub(crate) fn go_fmt_g(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e-7", "1e20", "0e0".
-    let e = format!("{f:e}");
-    let (mant, exp) = match e.split_once('e') {
-        Some((m, x)) => (m, x.parse::<i32>().unwrap_or(0)),
-        None => (e.as_str(), 0),
-    };
-    if (-4..6).contains(&exp) {
-        // Plain form: Rust's `{}` is also shortest round-trip, without exponent.
-        return format!("{f}");
-    }
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mant}e{sign}{:02}", exp.unsigned_abs())
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` (used for `count_values` label values).
-pub(crate) fn go_fmt_f(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{f}")
     }
 }
 

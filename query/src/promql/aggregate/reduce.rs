@@ -11,6 +11,7 @@ use o11y_tsdb::labels::Labels;
 
 use super::super::ast::AggOp;
 use super::super::error::QueryError;
+use super::super::functions::util::quantile;
 use super::super::value::{FPoint, Matrix, Series};
 use super::{group_series, grouping_labels, total_points, Params, Plan, StepGrid};
 
@@ -212,42 +213,6 @@ impl<const SQRT: bool> Acc for Var<SQRT> {
             self.m2 / self.n
         }
     }
-}
-
-/// Prometheus's `quantile`: NaN for no values or a NaN `q`, -Inf/+Inf for `q` below 0/above
-/// 1, otherwise linear interpolation between the closest ranks, NaN sorting first.
-pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
-    if values.is_empty() || q.is_nan() {
-        return f64::NAN;
-    }
-    if q < 0.0 {
-        return f64::NEG_INFINITY;
-    }
-    if q > 1.0 {
-        return f64::INFINITY;
-    }
-    // Only the values at two adjacent ranks are needed: select instead of sorting.
-    let order = |a: &f64, b: &f64| match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Less,
-        (false, true) => std::cmp::Ordering::Greater,
-        (false, false) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
-    };
-    let n = values.len() as f64;
-    let rank = q * (n - 1.0);
-    let lower = rank.floor().max(0.0);
-    let upper = (n - 1.0).min(lower + 1.0);
-    let weight = rank - rank.floor();
-    let (li, ui) = (lower as usize, upper as usize);
-    let (_, lv, rest) = values.select_nth_unstable_by(li, order);
-    let lv = *lv;
-    let uv = if ui == li {
-        lv
-    } else {
-        // The next rank is the smallest of the values above.
-        rest.iter().copied().min_by(order).unwrap_or(lv)
-    };
-    lv * (1.0 - weight) + uv * weight
 }
 
 /// Output of one work unit: the points of its steps that have a value, and the `drop_name`

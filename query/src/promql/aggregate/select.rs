@@ -16,8 +16,8 @@
 
 use super::super::ast::{AggOp, PosRange};
 use super::super::error::QueryError;
-use super::super::value::{Annotation, Annotations, FPoint, Matrix};
-use super::{go_fmt_g, group_series, total_points, Params, Plan, StepGrid};
+use super::super::value::{go_format_g, Annotation, Annotations, FPoint, Matrix};
+use super::{group_series, total_points, Params, Plan, StepGrid};
 
 /// One heap element: a value and the input series it comes from.
 #[derive(Clone, Copy, Debug, Default)]
@@ -174,8 +174,8 @@ fn check_params(
                 a.add(Annotation::warning(
                     format!(
                         "ratio value should be between -1 and 1, got {}, capping to {}",
-                        go_fmt_g(got),
-                        go_fmt_g(cap)
+                        go_format_g(got),
+                        go_format_g(cap)
                     ),
                     pos,
                 ))
@@ -198,13 +198,13 @@ fn check_params(
             if params.min <= MIN_INT64 {
                 return Err(QueryError::Execution(format!(
                     "Scalar value {} underflows int64",
-                    go_fmt_g(params.min)
+                    go_format_g(params.min)
                 )));
             }
             if params.max >= MAX_INT64 {
                 return Err(QueryError::Execution(format!(
                     "Scalar value {} overflows int64",
-                    go_fmt_g(params.max)
+                    go_format_g(params.max)
                 )));
             }
             Ok(true)

@@ -946,7 +946,7 @@ fn go_float_formatting() {
         (0.0, "0"),
     ];
     for (f, want) in cases {
-        assert_eq!(go_fmt_g(f), want, "{f}");
+        assert_eq!(crate::promql::value::go_format_g(f), want, "{f}");
     }
 }
 

@@ -40,7 +40,7 @@ mod info;
 mod instant;
 mod labels;
 mod range;
-mod util;
+pub(crate) mod util;
 
 use o11y_tsdb::labels::{Labels, METRIC_NAME};
 use o11y_tsdb::matcher::MatchOp;
@@ -49,8 +49,8 @@ use super::ast::{Expr, PosRange};
 use super::error::QueryError;
 use super::value::{Annotations, FPoint, Sample, Vector};
 
+pub use super::value::go_format_g;
 pub use info::InfoPlan;
-pub use util::go_format_g;
 
 /// What a function sees besides its arguments at one evaluation step.
 pub struct FnCtx<'a> {

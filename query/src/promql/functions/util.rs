@@ -1,7 +1,11 @@
 //! Numeric helpers shared by the function families: Kahan–Neumaier summation as Prometheus's
-//! `kahansum.Inc`, Go's `math.Max`/`math.Min` NaN rules, Go's `%g`/`%f` float formatting (for
-//! annotation and error texts), OpenMetrics float formatting (for `histogram_quantiles`
-//! labels), Go-quoting, and a merge sort that tolerates inconsistent comparators.
+//! `kahansum.Inc`, Go's `math.Max`/`math.Min` NaN rules, OpenMetrics float formatting (for
+//! `histogram_quantiles` labels), Prometheus's `quantile`, `almost.Equal`, and a merge sort
+//! that tolerates inconsistent comparators. Go float formatting lives in [`crate::promql::value`],
+//! Go-quoting in the lexer; both are re-exported here for the function families.
+
+pub(crate) use crate::promql::lexer::go_quote;
+pub(crate) use crate::promql::value::{go_format_f6, go_format_g};
 
 /// One step of Kahan–Neumaier summation: adds `inc` to `sum` with compensation `c`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -52,88 +56,6 @@ pub(crate) fn go_min(x: f64, y: f64) -> f64 {
     }
 }
 
-/// Shortest decimal digits and decimal exponent of a finite, non-zero `f`: `f = 0.d1d2... ×
-/// 10^(exp+1)`, i.e. `exp` is the exponent of the first digit.
-fn shortest_digits(f: f64) -> (String, i32) {
-    let s = format!("{:e}", f.abs());
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
-    (digits, exp.parse().unwrap_or(0))
-}
-
-/// Go's `strconv.FormatFloat(f, 'g', -1, 64)` (also what `%g` prints): shortest digits,
-/// exponent form (`1e+06`, `1.5e-05`) when the decimal exponent is < −4 or ≥ 6.
-pub fn go_format_g(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let (digits, exp) = shortest_digits(f);
-    let mut out = String::new();
-    if f < 0.0 {
-        out.push('-');
-    }
-    if !(-4..6).contains(&exp) {
-        out.push_str(&digits[..1]);
-        if digits.len() > 1 {
-            out.push('.');
-            out.push_str(&digits[1..]);
-        }
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        let e = exp.unsigned_abs();
-        if e < 10 {
-            out.push('0');
-        }
-        out.push_str(&e.to_string());
-    } else if exp < 0 {
-        out.push_str("0.");
-        for _ in 0..(-exp - 1) {
-            out.push('0');
-        }
-        out.push_str(&digits);
-    } else {
-        let int_len = exp as usize + 1;
-        if digits.len() <= int_len {
-            out.push_str(&digits);
-            for _ in digits.len()..int_len {
-                out.push('0');
-            }
-        } else {
-            out.push_str(&digits[..int_len]);
-            out.push('.');
-            out.push_str(&digits[int_len..]);
-        }
-    }
-    out
-}
-
-/// Go's `%f` (six decimals), with Go's spellings of NaN and infinities.
-pub(crate) fn go_format_f6(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f == f64::INFINITY {
-        "+Inf".into()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{f:.6}")
-    }
-}
-
 /// Prometheus's `labels.FormatOpenMetricsFloat`: `%g` form, with `.0` appended to integral
 /// values (`1.0`, `0.25`, `1e-05`, `+Inf`, `NaN`).
 pub(crate) fn format_openmetrics_float(f: f64) -> String {
@@ -143,14 +65,6 @@ pub(crate) fn format_openmetrics_float(f: f64) -> String {
     } else {
         s + ".0"
     }
-}
-
-/// Go's `%q` of a string.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::new();
-    // Writing into a String cannot fail.
-    let _ = o11y_tsdb::labels::write_go_quoted(&mut out, s);
-    out
 }
 
 /// Prometheus's `maybeAddMetricName`: appends ` for metric name "<name>"` when the name is
@@ -190,8 +104,8 @@ pub(crate) fn merge_sort_by<T: Clone>(v: &mut [T], less: &impl Fn(&T, &T) -> boo
     v.clone_from_slice(&merged);
 }
 
-/// Prometheus's `quantile`: the φ-quantile of `values` (sorted here, NaN first), with linear
-/// interpolation between neighbours; NaN for no values or NaN `q`, ∓Inf for `q` < 0 / > 1.
+/// Prometheus's `quantile`: NaN for no values or a NaN `q`, -Inf/+Inf for `q` below 0/above
+/// 1, otherwise linear interpolation between the closest ranks, NaN sorting first.
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || q.is_nan() {
         return f64::NAN;
@@ -202,18 +116,28 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+    // Only the values at two adjacent ranks are needed: select instead of sorting.
+    let order = |a: &f64, b: &f64| match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
         (false, false) => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
-    });
+    };
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
-    let upper = (lower + 1.0).min(n - 1.0);
+    let upper = (n - 1.0).min(lower + 1.0);
     let weight = rank - rank.floor();
-    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+    let (li, ui) = (lower as usize, upper as usize);
+    let (_, lv, rest) = values.select_nth_unstable_by(li, order);
+    let lv = *lv;
+    let uv = if ui == li {
+        lv
+    } else {
+        // The next rank is the smallest of the values above.
+        rest.iter().copied().min_by(order).unwrap_or(lv)
+    };
+    lv * (1.0 - weight) + uv * weight
 }
 
 /// Prometheus's `almost.Equal`: relative comparison with `epsilon`.

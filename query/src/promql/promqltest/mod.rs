@@ -116,6 +116,25 @@ pub struct FileReport {
     pub skips: Vec<Skip>,
 }
 
+/// Prometheus's scripts (file stems in `promql/promqltest/testdata`) that must run; the others
+/// need features we do not have.
+pub const REQUIRED_SCRIPTS: &[&str] = &[
+    "aggregators",
+    "at_modifier",
+    "collision",
+    "functions",
+    "histograms",
+    "literals",
+    "operators",
+    "range_queries",
+    "selectors",
+    "staleness",
+    "subquery",
+    "trig_functions",
+    "limit",
+    "name_label_dropping",
+];
+
 /// Runs queries for the runner; implemented by [`Engine`] (tests use canned results).
 pub trait Evaluator {
     fn instant_query(

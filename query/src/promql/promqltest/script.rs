@@ -540,61 +540,13 @@ fn parse_string_literal(rest: &str) -> Result<String, String> {
     })
 }
 
-/// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings.
+/// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings (the parser's unquoting, without
+/// single-quoted strings, which are runes in Go).
 pub(crate) fn go_unquote(s: &str) -> Option<String> {
-    if s.len() >= 2 && s.starts_with('`') && s.ends_with('`') {
-        let inner = &s[1..s.len() - 1];
-        return (!inner.contains('`')).then(|| inner.replace('\r', ""));
-    }
-    if !(s.len() >= 2 && s.starts_with('"') && s.ends_with('"')) {
+    if s.starts_with('\'') {
         return None;
     }
-    let inner = &s[1..s.len() - 1];
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' | '\n' => return None,
-            '\\' => {
-                let e = chars.next()?;
-                match e {
-                    'a' => out.push('\x07'),
-                    'b' => out.push('\x08'),
-                    'f' => out.push('\x0c'),
-                    'n' => out.push('\n'),
-                    'r' => out.push('\r'),
-                    't' => out.push('\t'),
-                    'v' => out.push('\x0b'),
-                    '\\' => out.push('\\'),
-                    '"' => out.push('"'),
-                    'x' | 'u' | 'U' => {
-                        let n = match e {
-                            'x' => 2,
-                            'u' => 4,
-                            _ => 8,
-                        };
-                        let hex: String = (&mut chars).take(n).collect();
-                        if hex.len() != n {
-                            return None;
-                        }
-                        let v = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(v)?);
-                    }
-                    '0'..='7' => {
-                        let rest: String = (&mut chars).take(2).collect();
-                        let v = u32::from_str_radix(&format!("{e}{rest}"), 8).ok()?;
-                        if rest.len() != 2 || v > 255 {
-                            return None;
-                        }
-                        out.push(char::from_u32(v)?);
-                    }
-                    _ => return None,
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    Some(out)
+    crate::promql::parser::unquote(s).ok()
 }
 
 /// Splits off the first whitespace-delimited token; the rest is trimmed.
@@ -835,56 +787,7 @@ fn scan_number(s: &str) -> Option<(f64, &str)> {
     Some((sign * v, &s[i..]))
 }
 
-/// Go's `model.ParseDuration`: `0`, or units `y w d h m s ms`, each at most once and in this
-/// order (`1h5m`, `10s53ms`). Returns milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err("empty duration string".into());
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let bad = || format!("not a valid duration string: {s:?}");
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while i < b.len() {
-        let d0 = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if d0 == i {
-            return Err(bad());
-        }
-        let n: i64 = s[d0..i].parse().map_err(|_| bad())?;
-        let u0 = i;
-        while i < b.len() && b[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        let unit = &s[u0..i];
-        let k = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(bad)?
-            + next_unit;
-        next_unit = k + 1;
-        total = n
-            .checked_mul(UNITS[k].1)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| "duration out of range".to_string())?;
-    }
-    Ok(total)
-}
+pub use crate::promql::parser::parse_duration_ms as parse_duration;
 
 /// Go's `parseNumber` of test.go: `strconv.ParseInt(s, 0, 64)`, else `strconv.ParseFloat`.
 pub fn parse_go_number(s: &str) -> Result<f64, String> {

@@ -1223,22 +1223,7 @@ fn run_file_reads_and_names_the_file() {
 /// of the others (newer syntax such as `@st` series) are printed.
 #[test]
 fn shared_scripts_parse() {
-    const REQUIRED: &[&str] = &[
-        "aggregators",
-        "at_modifier",
-        "collision",
-        "functions",
-        "histograms",
-        "literals",
-        "operators",
-        "range_queries",
-        "selectors",
-        "staleness",
-        "subquery",
-        "trig_functions",
-        "limit",
-        "name_label_dropping",
-    ];
+    const REQUIRED: &[&str] = super::REQUIRED_SCRIPTS;
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/promql");
     let Ok(entries) = std::fs::read_dir(&dir) else {
