@@ -1582,12 +1582,12 @@ fn should_drop_name(op: BinOp) -> bool {
 fn signature(l: &Labels, m: &VectorMatching) -> Labels {
     let v: Vec<Label> = if m.on {
         l.iter()
-            .filter(|x| m.matching_labels.iter().any(|n| *n == x.name))
+            .filter(|x| m.matching_labels.contains(&x.name))
             .cloned()
             .collect()
     } else {
         l.iter()
-            .filter(|x| x.name != METRIC_NAME && !m.matching_labels.iter().any(|n| *n == x.name))
+            .filter(|x| x.name != METRIC_NAME && !m.matching_labels.contains(&x.name))
             .cloned()
             .collect()
     };
@@ -1601,9 +1601,9 @@ fn result_metric(lhs: &Labels, rhs: &Labels, m: &VectorMatching) -> Labels {
     let mut v: Vec<Label> = lhs.iter().cloned().collect();
     if m.card == Cardinality::OneToOne {
         if m.on {
-            v.retain(|x| m.matching_labels.iter().any(|n| *n == x.name));
+            v.retain(|x| m.matching_labels.contains(&x.name));
         } else {
-            v.retain(|x| !m.matching_labels.iter().any(|n| *n == x.name));
+            v.retain(|x| !m.matching_labels.contains(&x.name));
         }
     }
     for name in &m.include {
