@@ -1,7 +1,7 @@
 //! Runs Prometheus `promqltest` scripts against O11y's PromQL engine.
 //!
 //! ```text
-//! promqltest [--verbose] [--no-range-check] FILE...
+//! promqltest [--verbose] [--no-range-check] [--no-at-check] FILE...
 //! ```
 //!
 //! Prints every failure (file:line, query, reason, expected, actual), with `--verbose` every
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use o11y_query::promql::promqltest::{run_file_with, RunOptions};
 use o11y_query::promql::Engine;
 
-const USAGE: &str = "usage: promqltest [--verbose] [--no-range-check] FILE...";
+const USAGE: &str = "usage: promqltest [--verbose] [--no-range-check] [--no-at-check] FILE...";
 
 fn main() -> ExitCode {
     let mut verbose = false;
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         match arg.as_str() {
             "--verbose" | "-v" => verbose = true,
             "--no-range-check" => opts.range_check = false,
+            "--no-at-check" => opts.at_check = false,
             "--help" | "-h" => {
                 println!("{USAGE}");
                 return ExitCode::SUCCESS;

@@ -12,15 +12,17 @@
 //!   ─► FileReport { passed, failed, skipped }
 //! ```
 //!
-//! Modules: [`script`] (the text format), [`env`] (loading data, the storage wrapper),
+//! Modules: [`script`] (the text format), [`at_rerun`] (the `@` re-runs), [`env`] (loading data, the storage wrapper),
 //! [`compare`] (Prometheus's comparison rules), [`skip`] (what is skipped and why).
 //!
 //! As in Prometheus's `test.go`, an instant eval whose expected result is neither a range
 //! vector nor a string is also run as a range query from `t-1m` to `t+1m` step `1m`, and the
 //! point at `t` must give the same result (turn off with [`RunOptions::range_check`]).
-//! Not done: Prometheus's extra runs of instant queries with `@ <t>` added to every selector
-//! (they need an expression printer).
+//! Also as there, an instant eval is re-run with `@ <t>` added to every selector and subquery,
+//! at several other evaluation times, and must give the same result (module [`at_rerun`]; turn
+//! off with [`RunOptions::at_check`]).
 
+pub mod at_rerun;
 pub mod compare;
 pub mod env;
 pub mod script;
@@ -181,6 +183,9 @@ impl Evaluator for Engine {
 pub struct RunOptions {
     /// Also run instant evals as a range query around their time (Prometheus does).
     pub range_check: bool,
+    /// Also re-run instant evals with `@ <eval time>` on every selector, at other times
+    /// (Prometheus does; see [`at_rerun`]).
+    pub at_check: bool,
     /// Parses series descriptions of `load` and expected-output lines.
     pub metric_parser: MetricParser,
 }
@@ -189,6 +194,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             range_check: true,
+            at_check: true,
             metric_parser: parse_metric_via_promql,
         }
     }
@@ -324,7 +330,7 @@ fn run_eval(env: &TestEnv, ev: &Eval, evaluator: &dyn Evaluator, opts: &RunOptio
         EvalTime::Instant { at } => instant_eval(&storage, ev, at, evaluator, opts),
         EvalTime::Range { start, end, step } => {
             let r = evaluator.range_query(&storage, &ev.query, start, end, step);
-            check_query(ev, r).map(|_| ())
+            check_query(ev, &ev.query, r).map(|_| ())
         }
     }))
     .unwrap_or_else(|payload| {
@@ -350,7 +356,11 @@ fn run_eval(env: &TestEnv, ev: &Eval, evaluator: &dyn Evaluator, opts: &RunOptio
 
 /// Checks a query's outcome against the eval: expected failure, annotations, result.
 /// Returns the result of a successful query (`None` for an expected error).
-fn check_query(ev: &Eval, r: Result<QueryResult, QueryError>) -> Result<Option<QueryResult>, Fail> {
+fn check_query(
+    ev: &Eval,
+    query: &str,
+    r: Result<QueryResult, QueryError>,
+) -> Result<Option<QueryResult>, Fail> {
     let expected = || render_expected(ev);
     match r {
         Err(e) => {
@@ -377,11 +387,11 @@ fn check_query(ev: &Eval, r: Result<QueryResult, QueryError>) -> Result<Option<Q
                     actual: render_value(&res.value),
                 });
             }
-            check_annotations(ev, &ev.query, &res.annotations).map_err(|m| Fail {
+            check_annotations(ev, query, &res.annotations).map_err(|m| Fail {
                 reason: m.reason,
                 expected: render_expected_annotations(ev),
                 actual: {
-                    let a = render_annotations(&ev.query, &res.annotations);
+                    let a = render_annotations(query, &res.annotations);
                     if a.is_empty() {
                         "no annotations".into()
                     } else {
@@ -421,7 +431,9 @@ fn render_expected_annotations(ev: &Eval) -> String {
 }
 
 /// An instant eval: the instant query, then (unless excluded) the same query as a range query
-/// from `at-1m` to `at+1m` whose point at `at` must match too.
+/// from `at-1m` to `at+1m` whose point at `at` must match too; then the same for each `@`
+/// re-run of [`at_rerun::at_modifier_cases`] (annotations checked against the printed query,
+/// as Prometheus does).
 fn instant_eval(
     storage: &EnvStorage<'_>,
     ev: &Eval,
@@ -429,8 +441,35 @@ fn instant_eval(
     evaluator: &dyn Evaluator,
     opts: &RunOptions,
 ) -> Result<(), Fail> {
-    let r = evaluator.instant_query(storage, &ev.query, at);
-    let Some(res) = check_query(ev, r)? else {
+    instant_case(storage, ev, &ev.query, at, evaluator, opts)?;
+    if !opts.at_check {
+        return Ok(());
+    }
+    for case in at_rerun::at_modifier_cases(&ev.query, at) {
+        instant_case(storage, ev, &case.query, case.eval_time, evaluator, opts).map_err(|f| {
+            Fail {
+                reason: format!(
+                    "with @ modifier ({} at t={}): {}",
+                    case.query, case.eval_time, f.reason
+                ),
+                ..f
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// One instant query of an eval (`query` at `at`) and its range-mode check.
+fn instant_case(
+    storage: &EnvStorage<'_>,
+    ev: &Eval,
+    query: &str,
+    at: i64,
+    evaluator: &dyn Evaluator,
+    opts: &RunOptions,
+) -> Result<(), Fail> {
+    let r = evaluator.instant_query(storage, query, at);
+    let Some(res) = check_query(ev, query, r)? else {
         return Ok(());
     };
     if !opts.range_check || ev.exclude_from_range_check() {
@@ -443,7 +482,7 @@ fn instant_eval(
         actual,
     };
     let range = evaluator
-        .range_query(storage, &ev.query, at - MIN, at + MIN, MIN)
+        .range_query(storage, query, at - MIN, at + MIN, MIN)
         .map_err(|e| fail(format!("error: {e}"), format!("error: {e}")))?;
     if ev.is_ordered() {
         // Range results are sorted by labels, not in the instant query's order.

@@ -991,6 +991,7 @@ impl Evaluator for FakeEngine {
 fn run(text: &str) -> FileReport {
     let opts = RunOptions {
         range_check: true,
+        at_check: false,
         metric_parser: test_metric,
     };
     run_script_with("t.test", text, &FakeEngine, &opts).unwrap()
@@ -1187,6 +1188,7 @@ fn range_check_compares_the_middle_step() {
     let text = "load 1m\n  m 1\n\neval instant at 0 m\n  m 1\n\neval instant at 0 m\n  expect ordered\n  m 1\n";
     let mut opts = RunOptions {
         range_check: true,
+        at_check: false,
         metric_parser: test_metric,
     };
     let r = run_script_with("t.test", text, &Disagree, &opts).unwrap();
@@ -1210,6 +1212,7 @@ fn run_file_reads_and_names_the_file() {
     std::fs::write(&p, "load 1m\n  m 1\n\neval instant at 0 m\n  m 2\n").unwrap();
     let opts = RunOptions {
         range_check: false,
+        at_check: false,
         metric_parser: test_metric,
     };
     let r = run_file_with(&p, &FakeEngine, &opts).unwrap();
@@ -1331,6 +1334,7 @@ fn an_engine_panic_fails_only_its_eval() {
     }
     let opts = RunOptions {
         range_check: true,
+        at_check: false,
         metric_parser: test_metric,
     };
     let text = "load 1m\n  m 1\n\neval instant at 0 explode\n\neval instant at 0 m\n  m 1\n";
@@ -1464,6 +1468,7 @@ fn range_mode_results_must_be_sorted() {
     }
     let opts = RunOptions {
         range_check: true,
+        at_check: false,
         metric_parser: test_metric,
     };
     let text = "load 1m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n\neval instant at 0 m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n";
@@ -1475,4 +1480,55 @@ fn range_mode_results_must_be_sorted() {
         r.failed[0].reason
     );
     assert!(run(text).failed.is_empty());
+}
+
+/// The real engine, but `@` re-runs see one more series: the runner must notice.
+struct AtBroken(Engine);
+
+impl Evaluator for AtBroken {
+    fn instant_query(&self, st: &dyn Storage, q: &str, ts: i64) -> Result<QueryResult, QueryError> {
+        let q = if q.contains(" @ ") {
+            format!("{q} or vector(7)")
+        } else {
+            q.to_string()
+        };
+        self.0.instant_query(st, &q, ts)
+    }
+
+    fn range_query(
+        &self,
+        st: &dyn Storage,
+        q: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult, QueryError> {
+        self.0.range_query(st, q, start, end, step)
+    }
+}
+
+#[test]
+fn at_reruns_must_give_the_same_result() {
+    let text = "load 1m\n  m{a=\"1\"} 1 2 3\n\neval instant at 2m m\n  m{a=\"1\"} 3\n\n\
+                eval instant at 2m time()\n  120\n";
+    let engine = Engine::default();
+    let r = run_script_with("t.test", text, &engine, &RunOptions::default()).unwrap();
+    assert_eq!((r.passed, r.failed.len()), (2, 0), "{:?}", r.failed);
+
+    let broken = AtBroken(Engine::default());
+    let r = run_script_with("t.test", text, &broken, &RunOptions::default()).unwrap();
+    // `time()` has no re-runs, so only the first eval fails.
+    assert_eq!((r.passed, r.failed.len()), (1, 1), "{:?}", r.failed);
+    let f = r.failed[0].to_string();
+    assert!(
+        f.contains("with @ modifier (m @ 120.000 at t=-1200000)"),
+        "{f}"
+    );
+
+    let opts = RunOptions {
+        at_check: false,
+        ..RunOptions::default()
+    };
+    let r = run_script_with("t.test", text, &broken, &opts).unwrap();
+    assert_eq!((r.passed, r.failed.len()), (2, 0), "{:?}", r.failed);
 }
