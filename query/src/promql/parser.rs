@@ -1481,71 +1481,121 @@ fn secs_to_ms(secs: f64) -> i64 {
 /// Parses a number as Prometheus does: Go's `strconv.ParseInt(s, 0, 64)`, falling back to
 /// `strconv.ParseFloat(s, 64)`. The error text is Go's.
 fn parse_number(s: &str) -> Result<f64, String> {
-    if let Some(i) = go_parse_int_base0(s) {
-        return Ok(i as f64);
-    }
-    let syntax = || {
-        format!(
-            "strconv.ParseFloat: parsing {}: invalid syntax",
-            go_quote(s)
-        )
-    };
-    let lower = s.to_ascii_lowercase();
-    let body = lower.trim_start_matches(['+', '-']);
-    match body {
-        "inf" | "infinity" => {
-            return Ok(if lower.starts_with('-') {
-                f64::NEG_INFINITY
-            } else {
-                f64::INFINITY
-            })
-        }
-        "nan" => return Ok(f64::NAN),
-        _ => {}
-    }
-    if body.starts_with("0x") || !underscore_ok(s) {
-        // Hexadecimal floats need a `p` exponent, which the lexer never produces.
-        return Err(syntax());
-    }
-    let cleaned: String = s.chars().filter(|&c| c != '_').collect();
-    if !cleaned
-        .bytes()
-        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        return Err(syntax());
-    }
-    match cleaned.parse::<f64>() {
-        Ok(v) if v.is_infinite() => Err(format!(
-            "strconv.ParseFloat: parsing {}: value out of range",
-            go_quote(s)
-        )),
-        Ok(v) => Ok(v),
-        Err(_) => Err(syntax()),
+    parse_go_number(s).map_err(|e| {
+        let what = match e {
+            NumError::Syntax => "invalid syntax",
+            NumError::Range => "value out of range",
+        };
+        format!("strconv.ParseFloat: parsing {}: {what}", go_quote(s))
+    })
+}
+
+/// Why Go's `strconv` rejected a number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NumError {
+    Syntax,
+    Range,
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, else `strconv.ParseFloat(s, 64)` (the float's error):
+/// how Prometheus parses number literals and the runner (`parseNumber` of `test.go`) parses
+/// expected values.
+pub(crate) fn parse_go_number(s: &str) -> Result<f64, NumError> {
+    go_parse_int(s)
+        .map(|i| i as f64)
+        .or_else(|_| go_parse_float(s))
+}
+
+/// Splits an optional leading sign off: (negative, rest).
+fn split_sign(s: &str) -> (bool, &str) {
+    match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
     }
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)` for unsigned literals; `None` on any error.
-fn go_parse_int_base0(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let (radix, digits) = if b.len() >= 2 && b[0] == b'0' && matches!(b[1], b'x' | b'X') {
-        (16, &s[2..])
-    } else if b.len() >= 2 && b[0] == b'0' && matches!(b[1], b'o' | b'O') {
-        (8, &s[2..])
-    } else if b.len() >= 2 && b[0] == b'0' && matches!(b[1], b'b' | b'B') {
-        (2, &s[2..])
-    } else if b.len() >= 2 && b[0] == b'0' {
-        (8, &s[1..])
+/// Go's `strconv.ParseInt(s, 0, 64)`: sign, base prefix `0x`/`0o`/`0b`/`0` (octal),
+/// underscores between digits.
+fn go_parse_int(s: &str) -> Result<i64, NumError> {
+    let (neg, body) = split_sign(s);
+    let b = body.as_bytes();
+    let prefixed = |c: u8| b.len() >= 3 && b[0] == b'0' && b[1].to_ascii_lowercase() == c;
+    let (radix, digits) = if prefixed(b'x') {
+        (16, &body[2..])
+    } else if prefixed(b'o') {
+        (8, &body[2..])
+    } else if prefixed(b'b') {
+        (2, &body[2..])
+    } else if b.first() == Some(&b'0') {
+        (8, &body[1..])
     } else {
-        (10, s)
+        (10, body)
     };
-    if s.contains('_') && !underscore_ok(s) {
-        return None;
+    if body.is_empty() || (s.contains('_') && !underscore_ok(s)) {
+        return Err(NumError::Syntax);
     }
     let cleaned: String = digits.chars().filter(|&c| c != '_').collect();
-    if cleaned.is_empty() || !cleaned.chars().all(|c| c.is_digit(radix)) {
+    if !cleaned.chars().all(|c| c.is_digit(radix)) {
+        return Err(NumError::Syntax);
+    }
+    if cleaned.is_empty() {
+        // A lone `0`.
+        return Ok(0);
+    }
+    let v = i128::from_str_radix(&cleaned, radix).map_err(|_| NumError::Range)?;
+    i64::try_from(if neg { -v } else { v }).map_err(|_| NumError::Range)
+}
+
+/// Go's `strconv.ParseFloat(s, 64)`: decimal (with exponent), `inf`/`infinity` (signed) and
+/// `nan` (unsigned) in any case, hex floats with a `p` exponent, underscores between digits.
+/// Out-of-range values are errors, as in Go.
+fn go_parse_float(s: &str) -> Result<f64, NumError> {
+    let (neg, body) = split_sign(s);
+    let sign = if neg { -1.0 } else { 1.0 };
+    let lower = body.to_ascii_lowercase();
+    match lower.as_str() {
+        "inf" | "infinity" => return Ok(sign * f64::INFINITY),
+        "nan" if body.len() == s.len() => return Ok(f64::NAN),
+        _ => {}
+    }
+    if lower.starts_with(['+', '-']) || !underscore_ok(s) {
+        return Err(NumError::Syntax);
+    }
+    let cleaned: String = lower.chars().filter(|&c| c != '_').collect();
+    let v = if let Some(h) = cleaned.strip_prefix("0x") {
+        parse_hex_float(h).ok_or(NumError::Syntax)?
+    } else {
+        let ok = cleaned
+            .bytes()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-'))
+            && cleaned.bytes().any(|c| c.is_ascii_digit());
+        if !ok {
+            return Err(NumError::Syntax);
+        }
+        cleaned.parse::<f64>().map_err(|_| NumError::Syntax)?
+    };
+    if v.is_infinite() {
+        return Err(NumError::Range);
+    }
+    Ok(sign * v)
+}
+
+/// The part of a Go hex float after `0x`: hex mantissa with optional `.`, mandatory `p`
+/// exponent (infinite when out of range).
+fn parse_hex_float(h: &str) -> Option<f64> {
+    let (mant, exp) = h.split_once('p')?;
+    let exp: i32 = exp.parse().ok()?;
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    if int.is_empty() && frac.is_empty() {
         return None;
     }
-    i64::from_str_radix(&cleaned, radix).ok()
+    let mut v = 0f64;
+    for c in int.chars().chain(frac.chars()) {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let e = exp.checked_sub(4 * frac.len() as i32)?;
+    Some(v * 2f64.powi(e))
 }
 
 /// Go's `underscoreOK`: underscores only between digits or after a base prefix.

@@ -789,104 +789,10 @@ fn scan_number(s: &str) -> Option<(f64, &str)> {
 
 pub use crate::promql::parser::parse_duration_ms as parse_duration;
 
-/// Go's `parseNumber` of test.go: `strconv.ParseInt(s, 0, 64)`, else `strconv.ParseFloat`.
+/// Go's `parseNumber` of test.go: `strconv.ParseInt(s, 0, 64)`, else `strconv.ParseFloat`
+/// (the parser's number parsing, with the runner's error text).
 pub fn parse_go_number(s: &str) -> Result<f64, String> {
-    go_parse_int(s)
-        .map(|v| v as f64)
-        .or_else(|| go_parse_float(s))
-        .ok_or_else(|| format!("error parsing number {s:?}"))
-}
-
-/// `strconv.ParseInt(s, 0, 64)`: sign, base prefix `0x`/`0o`/`0b`/`0` (octal), underscores
-/// between digits.
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'+' => (false, &s[1..]),
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d, true)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d, true)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d, true)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..], true)
-    } else {
-        (10, lower.as_str(), false)
-    };
-    if !underscores_ok(digits, prefixed) {
-        return None;
-    }
-    let clean: String = digits.chars().filter(|&c| c != '_').collect();
-    if clean.is_empty() {
-        return None;
-    }
-    let v = i128::from_str_radix(&clean, radix).ok()?;
-    let v = if neg { -v } else { v };
-    i64::try_from(v).ok()
-}
-
-/// Go's rule: `_` only between digits, or between a base prefix and a digit.
-fn underscores_ok(digits: &str, prefixed: bool) -> bool {
-    if !digits.contains('_') {
-        return true;
-    }
-    let b = digits.as_bytes();
-    if b.last() == Some(&b'_') || (b.first() == Some(&b'_') && !prefixed) {
-        return false;
-    }
-    !digits.contains("__")
-}
-
-/// `strconv.ParseFloat(s, 64)`: decimal (with exponent), `inf`/`infinity`/`nan` (any case),
-/// hex floats with a `p` exponent. Out-of-range values are errors, as in Go.
-fn go_parse_float(s: &str) -> Option<f64> {
-    let (sign, body) = match s.as_bytes().first()? {
-        b'+' => (1.0, &s[1..]),
-        b'-' => (-1.0, &s[1..]),
-        _ => (1.0, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    match lower.as_str() {
-        "inf" | "infinity" => return Some(sign * f64::INFINITY),
-        "nan" if body.len() == s.len() => return Some(f64::NAN),
-        _ => {}
-    }
-    if let Some(h) = lower.strip_prefix("0x") {
-        return parse_hex_float(h).map(|v| sign * v);
-    }
-    let ok = !lower.is_empty()
-        && lower
-            .bytes()
-            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'+' | b'-'))
-        && lower.bytes().any(|c| c.is_ascii_digit());
-    if !ok {
-        return None;
-    }
-    let v: f64 = lower.parse().ok()?;
-    v.is_finite().then_some(sign * v)
-}
-
-/// The part of a Go hex float after `0x`: hex mantissa with optional `.`, mandatory `p`
-/// exponent.
-fn parse_hex_float(h: &str) -> Option<f64> {
-    let h: String = h.chars().filter(|&c| c != '_').collect();
-    let (mant, exp) = h.split_once('p')?;
-    let exp: i32 = exp.parse().ok()?;
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    let mut v = 0f64;
-    for c in int.chars().chain(frac.chars()) {
-        v = v * 16.0 + f64::from(c.to_digit(16)?);
-    }
-    let e = exp.checked_sub(4 * frac.len() as i32)?;
-    let r = v * 2f64.powi(e);
-    r.is_finite().then_some(r)
+    crate::promql::parser::parse_go_number(s).map_err(|_| format!("error parsing number {s:?}"))
 }
 
 #[cfg(test)]
