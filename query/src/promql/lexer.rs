@@ -289,6 +289,25 @@ impl Lexer<'_> {
         self.errorf(msg)
     }
 
+    /// `(` or `)` (just read), in expressions and in duration expressions alike: emitted, with
+    /// the nesting depth tracked; a `)` without its `(` is an error.
+    fn lex_paren(&mut self, c: char) -> Result<(), Stop> {
+        if c == '(' {
+            self.emit(T::LeftParen);
+            self.paren_depth += 1;
+            return Ok(());
+        }
+        self.emit(T::RightParen);
+        self.paren_depth -= 1;
+        if self.paren_depth < 0 {
+            self.error_replacing_last(format!(
+                "unexpected right parenthesis {}",
+                quote_rune(Some(')'))
+            ))?;
+        }
+        Ok(())
+    }
+
     fn skip_spaces(&mut self) {
         while matches!(self.peek(), Some(c) if is_space(c)) {
             self.next();
@@ -414,20 +433,7 @@ impl Lexer<'_> {
                     quote_rune(Some(':'))
                 ));
             }
-            '(' => {
-                self.emit(T::LeftParen);
-                self.paren_depth += 1;
-            }
-            ')' => {
-                self.emit(T::RightParen);
-                self.paren_depth -= 1;
-                if self.paren_depth < 0 {
-                    return self.error_replacing_last(format!(
-                        "unexpected right parenthesis {}",
-                        quote_rune(Some(')'))
-                    ));
-                }
-            }
+            '(' | ')' => self.lex_paren(r)?,
             '{' => {
                 self.emit(T::LeftBrace);
                 self.brace_open = true;
@@ -544,20 +550,7 @@ impl Lexer<'_> {
                 }
                 self.got_colon = true;
             }
-            '(' => {
-                self.emit(T::LeftParen);
-                self.paren_depth += 1;
-            }
-            ')' => {
-                self.emit(T::RightParen);
-                self.paren_depth -= 1;
-                if self.paren_depth < 0 {
-                    return self.error_replacing_last(format!(
-                        "unexpected right parenthesis {}",
-                        quote_rune(Some(')'))
-                    ));
-                }
-            }
+            '(' | ')' => self.lex_paren(r)?,
             c if is_space(c) => self.skip_spaces(),
             '+' => self.emit(T::Add),
             '-' => self.emit(T::Sub),

@@ -1161,37 +1161,27 @@ fn tsdb_rejections_are_failures_at_the_series_line() {
 fn range_check_compares_the_middle_step() {
     // The fake engine's range mode agrees with its instant mode, so this passes with the
     // check; an evaluator whose range mode disagrees must fail.
-    struct Disagree;
-    impl Evaluator for Disagree {
-        fn instant_query(
-            &self,
-            st: &dyn Storage,
-            q: &str,
-            ts: i64,
-        ) -> Result<QueryResult, QueryError> {
-            FakeEngine.instant_query(st, q, ts)
-        }
-        fn range_query(
-            &self,
-            _: &dyn Storage,
-            _: &str,
-            _: i64,
-            _: i64,
-            _: i64,
-        ) -> Result<QueryResult, QueryError> {
-            Ok(QueryResult {
-                value: Value::Matrix(vec![]),
-                annotations: Annotations::default(),
-            })
-        }
-    }
     let text = "load 1m\n  m 1\n\neval instant at 0 m\n  m 1\n\neval instant at 0 m\n  expect ordered\n  m 1\n";
     let mut opts = RunOptions {
         range_check: true,
         at_check: false,
         metric_parser: test_metric,
     };
-    let r = run_script_with("t.test", text, &Disagree, &opts).unwrap();
+    let r = run_script_with(
+        "t.test",
+        text,
+        &Hooked {
+            range: |_, _| {
+                Ok(QueryResult {
+                    value: Value::Matrix(vec![]),
+                    annotations: Annotations::default(),
+                })
+            },
+            ..Hooked::fake()
+        },
+        &opts,
+    )
+    .unwrap();
     assert_eq!(r.passed, 1, "ordered evals skip the range comparison");
     assert_eq!(r.failed.len(), 1);
     assert!(
@@ -1200,7 +1190,21 @@ fn range_check_compares_the_middle_step() {
         r.failed[0].reason
     );
     opts.range_check = false;
-    let r = run_script_with("t.test", text, &Disagree, &opts).unwrap();
+    let r = run_script_with(
+        "t.test",
+        text,
+        &Hooked {
+            range: |_, _| {
+                Ok(QueryResult {
+                    value: Value::Matrix(vec![]),
+                    annotations: Annotations::default(),
+                })
+            },
+            ..Hooked::fake()
+        },
+        &opts,
+    )
+    .unwrap();
     assert_eq!(r.passed, 2);
     assert!(run(text).failed.is_empty());
 }
@@ -1308,37 +1312,27 @@ fn env_remembers_histogram_series_and_flags_selects_that_hit_them() {
 
 #[test]
 fn an_engine_panic_fails_only_its_eval() {
-    struct Panicky;
-    impl Evaluator for Panicky {
-        fn instant_query(
-            &self,
-            st: &dyn Storage,
-            q: &str,
-            ts: i64,
-        ) -> Result<QueryResult, QueryError> {
-            if q == "explode" {
-                panic!("kaboom");
-            }
-            FakeEngine.instant_query(st, q, ts)
-        }
-        fn range_query(
-            &self,
-            st: &dyn Storage,
-            q: &str,
-            start: i64,
-            end: i64,
-            step: i64,
-        ) -> Result<QueryResult, QueryError> {
-            FakeEngine.range_query(st, q, start, end, step)
-        }
-    }
     let opts = RunOptions {
         range_check: true,
         at_check: false,
         metric_parser: test_metric,
     };
     let text = "load 1m\n  m 1\n\neval instant at 0 explode\n\neval instant at 0 m\n  m 1\n";
-    let r = run_script_with("t.test", text, &Panicky, &opts).unwrap();
+    let r = run_script_with(
+        "t.test",
+        text,
+        &Hooked {
+            instant: |q, r| {
+                if q == "explode" {
+                    panic!("kaboom");
+                }
+                r
+            },
+            ..Hooked::fake()
+        },
+        &opts,
+    )
+    .unwrap();
     assert_eq!(r.passed, 1);
     assert_eq!(r.failed.len(), 1);
     assert_eq!(r.failed[0].line, 4);
@@ -1441,38 +1435,28 @@ mod fuzz {
 
 #[test]
 fn range_mode_results_must_be_sorted() {
-    struct Unsorted;
-    impl Evaluator for Unsorted {
-        fn instant_query(
-            &self,
-            st: &dyn Storage,
-            q: &str,
-            ts: i64,
-        ) -> Result<QueryResult, QueryError> {
-            FakeEngine.instant_query(st, q, ts)
-        }
-        fn range_query(
-            &self,
-            st: &dyn Storage,
-            q: &str,
-            start: i64,
-            end: i64,
-            step: i64,
-        ) -> Result<QueryResult, QueryError> {
-            let mut r = FakeEngine.range_query(st, q, start, end, step)?;
-            if let Value::Matrix(m) = &mut r.value {
-                m.reverse();
-            }
-            Ok(r)
-        }
-    }
     let opts = RunOptions {
         range_check: true,
         at_check: false,
         metric_parser: test_metric,
     };
     let text = "load 1m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n\neval instant at 0 m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n";
-    let r = run_script_with("t.test", text, &Unsorted, &opts).unwrap();
+    let r = run_script_with(
+        "t.test",
+        text,
+        &Hooked {
+            range: |_, r| {
+                let mut r = r?;
+                if let Value::Matrix(m) = &mut r.value {
+                    m.reverse();
+                }
+                Ok(r)
+            },
+            ..Hooked::fake()
+        },
+        &opts,
+    )
+    .unwrap();
     assert_eq!(r.failed.len(), 1);
     assert!(
         r.failed[0].reason.contains("sorted"),
@@ -1482,17 +1466,30 @@ fn range_mode_results_must_be_sorted() {
     assert!(run(text).failed.is_empty());
 }
 
-/// The real engine, but `@` re-runs see one more series: the runner must notice.
-struct AtBroken(Engine);
+/// What a [`Hooked`] evaluator does with a query and its inner evaluator's answer.
+type Hook = fn(&str, Result<QueryResult, QueryError>) -> Result<QueryResult, QueryError>;
 
-impl Evaluator for AtBroken {
+/// A test evaluator: `inner`'s answers, passed through a hook per mode.
+struct Hooked<E> {
+    inner: E,
+    instant: Hook,
+    range: Hook,
+}
+
+impl Hooked<FakeEngine> {
+    /// The fake engine, unchanged until a hook is set.
+    fn fake() -> Self {
+        Hooked {
+            inner: FakeEngine,
+            instant: |_, r| r,
+            range: |_, r| r,
+        }
+    }
+}
+
+impl<E: Evaluator> Evaluator for Hooked<E> {
     fn instant_query(&self, st: &dyn Storage, q: &str, ts: i64) -> Result<QueryResult, QueryError> {
-        let q = if q.contains(" @ ") {
-            format!("{q} or vector(7)")
-        } else {
-            q.to_string()
-        };
-        self.0.instant_query(st, &q, ts)
+        (self.instant)(q, self.inner.instant_query(st, q, ts))
     }
 
     fn range_query(
@@ -1503,7 +1500,7 @@ impl Evaluator for AtBroken {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, QueryError> {
-        self.0.range_query(st, q, start, end, step)
+        (self.range)(q, self.inner.range_query(st, q, start, end, step))
     }
 }
 
@@ -1515,7 +1512,23 @@ fn at_reruns_must_give_the_same_result() {
     let r = run_script_with("t.test", text, &engine, &RunOptions::default()).unwrap();
     assert_eq!((r.passed, r.failed.len()), (2, 0), "{:?}", r.failed);
 
-    let broken = AtBroken(Engine::default());
+    // The real engine, but `@` re-runs see one more series: the runner must notice.
+    let broken = Hooked {
+        inner: Engine::default(),
+        instant: |q, r| {
+            let mut r = r?;
+            if let (true, Value::Vector(v)) = (q.contains(" @ "), &mut r.value) {
+                v.push(Sample {
+                    metric: Labels::default(),
+                    t: 0,
+                    f: 7.0,
+                    drop_name: false,
+                });
+            }
+            Ok(r)
+        },
+        range: |_, r| r,
+    };
     let r = run_script_with("t.test", text, &broken, &RunOptions::default()).unwrap();
     // `time()` has no re-runs, so only the first eval fails.
     assert_eq!((r.passed, r.failed.len()), (1, 1), "{:?}", r.failed);
