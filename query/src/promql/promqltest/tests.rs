@@ -1162,26 +1162,21 @@ fn range_check_compares_the_middle_step() {
     // The fake engine's range mode agrees with its instant mode, so this passes with the
     // check; an evaluator whose range mode disagrees must fail.
     let text = "load 1m\n  m 1\n\neval instant at 0 m\n  m 1\n\neval instant at 0 m\n  expect ordered\n  m 1\n";
+    let disagree = Hooked {
+        range: |_, _| {
+            Ok(QueryResult {
+                value: Value::Matrix(vec![]),
+                annotations: Annotations::default(),
+            })
+        },
+        ..Hooked::fake()
+    };
     let mut opts = RunOptions {
         range_check: true,
         at_check: false,
         metric_parser: test_metric,
     };
-    let r = run_script_with(
-        "t.test",
-        text,
-        &Hooked {
-            range: |_, _| {
-                Ok(QueryResult {
-                    value: Value::Matrix(vec![]),
-                    annotations: Annotations::default(),
-                })
-            },
-            ..Hooked::fake()
-        },
-        &opts,
-    )
-    .unwrap();
+    let r = run_script_with("t.test", text, &disagree, &opts).unwrap();
     assert_eq!(r.passed, 1, "ordered evals skip the range comparison");
     assert_eq!(r.failed.len(), 1);
     assert!(
@@ -1190,21 +1185,7 @@ fn range_check_compares_the_middle_step() {
         r.failed[0].reason
     );
     opts.range_check = false;
-    let r = run_script_with(
-        "t.test",
-        text,
-        &Hooked {
-            range: |_, _| {
-                Ok(QueryResult {
-                    value: Value::Matrix(vec![]),
-                    annotations: Annotations::default(),
-                })
-            },
-            ..Hooked::fake()
-        },
-        &opts,
-    )
-    .unwrap();
+    let r = run_script_with("t.test", text, &disagree, &opts).unwrap();
     assert_eq!(r.passed, 2);
     assert!(run(text).failed.is_empty());
 }
