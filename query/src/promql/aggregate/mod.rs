@@ -47,6 +47,7 @@ use rayon::prelude::*;
 
 use super::ast::{AggOp, PosRange};
 use super::error::QueryError;
+use super::functions::util::{go_max, go_min};
 use super::value::{go_format_g, Annotations, Matrix};
 
 /// The parameter of `topk`, `bottomk`, `quantile`, `limitk`, `limit_ratio` (a number per
@@ -380,40 +381,6 @@ impl<'a> Params<'a> {
         if self.min < 0.0 {
             warn(self.min, annotations);
         }
-    }
-}
-
-/// Go's `math.Max`: NaN if either is NaN; +0 wins over -0.
-fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        if a.is_sign_negative() {
-            b
-        } else {
-            a
-        }
-    } else if a > b {
-        a
-    } else {
-        b
-    }
-}
-
-/// Go's `math.Min`: NaN if either is NaN; -0 wins over +0.
-fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else if a == b {
-        if a.is_sign_negative() {
-            a
-        } else {
-            b
-        }
-    } else if a < b {
-        a
-    } else {
-        b
     }
 }
 

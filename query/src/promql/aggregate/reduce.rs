@@ -11,7 +11,7 @@ use o11y_tsdb::labels::Labels;
 
 use super::super::ast::AggOp;
 use super::super::error::QueryError;
-use super::super::functions::util::quantile;
+use super::super::functions::util::{kahan_inc, quantile};
 use super::super::value::{FPoint, Matrix, Series};
 use super::{group_series, grouping_labels, total_points, Params, Plan, StepGrid};
 
@@ -21,19 +21,6 @@ trait Acc: Copy + Default + Send {
     fn first(f: f64) -> Self;
     fn add(&mut self, f: f64);
     fn value(&self) -> f64;
-}
-
-/// Prometheus's `kahanSumInc` (Kahan-Babuska-Neumaier): returns the new sum and compensation.
-#[inline]
-pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    // Same arithmetic as Go's `switch`, written as selects: the magnitude comparison is
-    // unpredictable on real data and a branch on it costs more than the whole update.
-    let sum_bigger = sum.abs() >= inc.abs();
-    let big = if sum_bigger { sum } else { inc };
-    let small = if sum_bigger { inc } else { sum };
-    let c = c + ((big - t) + small);
-    (t, if t.is_infinite() { 0.0 } else { c })
 }
 
 #[derive(Clone, Copy, Default)]

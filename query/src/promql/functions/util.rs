@@ -7,17 +7,18 @@
 pub(crate) use crate::promql::lexer::go_quote;
 pub(crate) use crate::promql::value::{go_format_f6, go_format_g};
 
-/// One step of Kahan–Neumaier summation: adds `inc` to `sum` with compensation `c`.
+/// Prometheus's `kahanSumInc` (Kahan-Babuska-Neumaier): adds `inc` to `sum` with compensation
+/// `c`; returns the new sum and compensation.
+#[inline]
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
+    // Same arithmetic as Go's `switch`, written as selects: the magnitude comparison is
+    // unpredictable on real data and a branch on it costs more than the whole update.
+    let sum_bigger = sum.abs() >= inc.abs();
+    let big = if sum_bigger { sum } else { inc };
+    let small = if sum_bigger { inc } else { sum };
+    let c = c + ((big - t) + small);
+    (t, if t.is_infinite() { 0.0 } else { c })
 }
 
 /// Go's `math.Max`: +Inf wins over NaN, otherwise NaN wins; +0 beats −0.
@@ -140,8 +141,9 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     lv * (1.0 - weight) + uv * weight
 }
 
-/// Prometheus's `almost.Equal`: relative comparison with `epsilon`.
-pub(crate) fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+/// Prometheus's `almost.Equal`: both NaN (any NaN, stale markers included), exactly equal, or
+/// a difference below `epsilon` relative to the sum of magnitudes (absolute near zero).
+pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     if a.is_nan() && b.is_nan() {
         return true;
     }

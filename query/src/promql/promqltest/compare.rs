@@ -18,13 +18,11 @@ use std::collections::{HashMap, HashSet};
 use o11y_tsdb::labels::Labels;
 
 use super::script::{Eval, EvalTime, ExpectKind, ExpectedSeries, SeqValue};
+pub use crate::promql::functions::util::almost_equal;
 use crate::promql::value::{format_float, Annotation, AnnotationKind, Annotations, Matrix, Value};
 
 /// Relative error allowed between expected and actual values (Prometheus: `defaultEpsilon`).
 pub const EPSILON: f64 = 0.000001;
-
-/// The smallest positive normal `f64`.
-const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
 
 /// Why an outcome does not meet the expectation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,23 +34,6 @@ fn mismatch<T>(reason: impl Into<String>) -> Result<T, Mismatch> {
     Err(Mismatch {
         reason: reason.into(),
     })
-}
-
-/// Prometheus's `almost.Equal`: both NaN (any NaN, stale markers included), exactly equal, or
-/// a difference below `epsilon` relative to the sum of magnitudes (absolute near zero).
-pub fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
-    if a.is_nan() && b.is_nan() {
-        return true;
-    }
-    if a == b {
-        return true;
-    }
-    let abs_sum = a.abs() + b.abs();
-    let diff = (a - b).abs();
-    if a == 0.0 || b == 0.0 || abs_sum < MIN_NORMAL {
-        return diff < epsilon * MIN_NORMAL;
-    }
-    diff / abs_sum.min(f64::MAX) < epsilon
 }
 
 /// Value of an expected point as Go reads it (`_` and histograms read as 0).
