@@ -406,6 +406,20 @@ impl Groups {
     }
 }
 
+/// Whether the label `name` is part of the grouping: listed in `by (grouping)`, or for
+/// `without` neither listed nor `__name__`; never the `skip` label. `grouping` is sorted.
+fn groups_by(name: &str, grouping: &[String], without: bool, skip: Option<&str>) -> bool {
+    if skip == Some(name) {
+        return false;
+    }
+    let listed = grouping.binary_search_by(|g| g.as_str().cmp(name)).is_ok();
+    if without {
+        !listed && name != METRIC_NAME
+    } else {
+        listed
+    }
+}
+
 /// Appends the grouping key of `labels` to `buf`: the `name 0xff value 0xff` bytes of the
 /// labels kept by `by (grouping)`, or of all labels but `grouping` and `__name__` for
 /// `without`. `skip` names one more label to leave out (the `count_values` label).
@@ -417,16 +431,7 @@ pub(crate) fn grouping_key(
     buf: &mut Vec<u8>,
 ) {
     for l in labels.iter() {
-        if skip == Some(l.name.as_str()) {
-            continue;
-        }
-        let listed = grouping.binary_search(&l.name).is_ok();
-        let keep = if without {
-            !listed && l.name != METRIC_NAME
-        } else {
-            listed
-        };
-        if keep {
+        if groups_by(&l.name, grouping, without, skip) {
             buf.extend_from_slice(l.name.as_bytes());
             buf.push(0xff);
             buf.extend_from_slice(l.value.as_bytes());
@@ -446,17 +451,7 @@ pub(crate) fn grouping_labels(
 ) -> Vec<Label> {
     labels
         .iter()
-        .filter(|l| {
-            if skip == Some(l.name.as_str()) {
-                return false;
-            }
-            let listed = grouping.binary_search(&l.name).is_ok();
-            if without {
-                !listed && l.name != METRIC_NAME
-            } else {
-                listed
-            }
-        })
+        .filter(|l| groups_by(&l.name, grouping, without, skip))
         .cloned()
         .collect()
 }
