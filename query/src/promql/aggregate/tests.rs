@@ -131,31 +131,39 @@ fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || a == b || ((a - b) / b).abs() < 1e-12
 }
 
+/// One series `name{job, instance, group}` per row, each with one point at `t`.
+fn job_series(name: &str, t: i64, rows: &[(&str, &str, &str, f64)]) -> Matrix {
+    rows.iter()
+        .map(|&(job, inst, group, v)| {
+            ser(
+                &[
+                    ("__name__", name),
+                    ("job", job),
+                    ("instance", inst),
+                    ("group", group),
+                ],
+                &[(t, v)],
+            )
+        })
+        .collect()
+}
+
 /// The `http_requests` of Prometheus's aggregators.test at 50m.
 fn http_requests() -> Matrix {
-    let t = 50 * MIN;
-    let mut m = Vec::new();
-    for (job, inst, group, v) in [
-        ("api-server", "0", "production", 100.0),
-        ("api-server", "1", "production", 200.0),
-        ("api-server", "0", "canary", 300.0),
-        ("api-server", "1", "canary", 400.0),
-        ("app-server", "0", "production", 500.0),
-        ("app-server", "1", "production", 600.0),
-        ("app-server", "0", "canary", 700.0),
-        ("app-server", "1", "canary", 800.0),
-    ] {
-        m.push(ser(
-            &[
-                ("__name__", "http_requests"),
-                ("job", job),
-                ("instance", inst),
-                ("group", group),
-            ],
-            &[(t, v)],
-        ));
-    }
-    m
+    job_series(
+        "http_requests",
+        50 * MIN,
+        &[
+            ("api-server", "0", "production", 100.0),
+            ("api-server", "1", "production", 200.0),
+            ("api-server", "0", "canary", 300.0),
+            ("api-server", "1", "canary", 400.0),
+            ("app-server", "0", "production", 500.0),
+            ("app-server", "1", "production", 600.0),
+            ("app-server", "0", "canary", 700.0),
+            ("app-server", "1", "canary", 800.0),
+        ],
+    )
 }
 
 #[test]
@@ -745,24 +753,17 @@ fn limitk_instant_is_first_k_in_heap_order() {
 #[test]
 fn count_values_labels() {
     let at = instant(MIN);
-    let mut input = Vec::new();
-    for (job, i, g, v) in [
-        ("api", "0", "production", 6.0),
-        ("api", "1", "production", 6.0),
-        ("api", "0", "canary", 8.0),
-        ("app", "0", "production", 6.0),
-        ("app", "0", "canary", 7.0),
-    ] {
-        input.push(ser(
-            &[
-                ("__name__", "version"),
-                ("job", job),
-                ("instance", i),
-                ("group", g),
-            ],
-            &[(MIN, v)],
-        ));
-    }
+    let input = job_series(
+        "version",
+        MIN,
+        &[
+            ("api", "0", "production", 6.0),
+            ("api", "1", "production", 6.0),
+            ("api", "0", "canary", 8.0),
+            ("app", "0", "production", 6.0),
+            ("app", "0", "canary", 7.0),
+        ],
+    );
     let r = Run::new(AggOp::CountValues, at)
         .label("version")
         .ok(input.clone());
