@@ -988,12 +988,17 @@ impl Evaluator for FakeEngine {
     }
 }
 
-fn run(text: &str) -> FileReport {
-    let opts = RunOptions {
-        range_check: true,
+/// Options for the fake engine: its test metric parser, no `@` re-runs (it knows no `@`).
+fn fake_opts(range_check: bool) -> RunOptions {
+    RunOptions {
+        range_check,
         at_check: false,
         metric_parser: test_metric,
-    };
+    }
+}
+
+fn run(text: &str) -> FileReport {
+    let opts = fake_opts(true);
     run_script_with("t.test", text, &FakeEngine, &opts).unwrap()
 }
 
@@ -1171,11 +1176,7 @@ fn range_check_compares_the_middle_step() {
         },
         ..Hooked::fake()
     };
-    let mut opts = RunOptions {
-        range_check: true,
-        at_check: false,
-        metric_parser: test_metric,
-    };
+    let mut opts = fake_opts(true);
     let r = run_script_with("t.test", text, &disagree, &opts).unwrap();
     assert_eq!(r.passed, 1, "ordered evals skip the range comparison");
     assert_eq!(r.failed.len(), 1);
@@ -1195,11 +1196,7 @@ fn run_file_reads_and_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("x.test");
     std::fs::write(&p, "load 1m\n  m 1\n\neval instant at 0 m\n  m 2\n").unwrap();
-    let opts = RunOptions {
-        range_check: false,
-        at_check: false,
-        metric_parser: test_metric,
-    };
+    let opts = fake_opts(false);
     let r = run_file_with(&p, &FakeEngine, &opts).unwrap();
     assert_eq!(r.file, "x.test");
     assert_eq!(r.failed[0].to_string().lines().next(), Some("x.test:4: m"));
@@ -1293,11 +1290,7 @@ fn env_remembers_histogram_series_and_flags_selects_that_hit_them() {
 
 #[test]
 fn an_engine_panic_fails_only_its_eval() {
-    let opts = RunOptions {
-        range_check: true,
-        at_check: false,
-        metric_parser: test_metric,
-    };
+    let opts = fake_opts(true);
     let text = "load 1m\n  m 1\n\neval instant at 0 explode\n\neval instant at 0 m\n  m 1\n";
     let r = run_script_with(
         "t.test",
@@ -1416,11 +1409,7 @@ mod fuzz {
 
 #[test]
 fn range_mode_results_must_be_sorted() {
-    let opts = RunOptions {
-        range_check: true,
-        at_check: false,
-        metric_parser: test_metric,
-    };
+    let opts = fake_opts(true);
     let text = "load 1m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n\neval instant at 0 m\n  m{a=\"1\"} 1\n  m{a=\"2\"} 2\n";
     let r = run_script_with(
         "t.test",
