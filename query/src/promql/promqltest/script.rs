@@ -540,13 +540,18 @@ fn parse_string_literal(rest: &str) -> Result<String, String> {
     })
 }
 
-/// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings (the parser's unquoting, without
-/// single-quoted strings, which are runes in Go).
+/// Go's `strconv.Unquote` for `"..."` and `` `...` `` strings: the parser's unquoting, without
+/// single-quoted strings (runes in Go), and with `\r` dropped from raw strings as Go does.
 pub(crate) fn go_unquote(s: &str) -> Option<String> {
     if s.starts_with('\'') {
         return None;
     }
-    crate::promql::parser::unquote(s).ok()
+    let u = crate::promql::parser::unquote(s).ok()?;
+    Some(if s.starts_with('`') {
+        u.replace('\r', "")
+    } else {
+        u
+    })
 }
 
 /// Splits off the first whitespace-delimited token; the rest is trimmed.
