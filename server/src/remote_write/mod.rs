@@ -34,6 +34,7 @@
 //! [`encode_v1`] and [`encode_v2`] build request bodies (tests, the ingest benchmark, the fuzz
 //! target's round trips).
 
+mod encode;
 pub mod proto;
 mod v1;
 mod v2;
@@ -433,74 +434,16 @@ fn finish_series(
     });
 }
 
-/// Encodes a batch as a snappy-compressed remote_write 1.0 request body.
+/// Encodes a batch as a snappy-compressed remote_write 1.0 request body. Float values are
+/// kept bit-exact (including `-0.0`, see `encode`).
 pub fn encode_v1(batch: &WriteBatch) -> Vec<u8> {
-    let req = proto::WriteRequest {
-        timeseries: batch
-            .series
-            .iter()
-            .map(|s| proto::TimeSeries {
-                labels: s
-                    .labels
-                    .iter()
-                    .map(|l| proto::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
-                samples: wire_samples(&s.samples),
-                exemplars: Vec::new(),
-                histograms: Vec::new(),
-            })
-            .collect(),
-        metadata: Vec::new(),
-    };
-    compress(&prost::Message::encode_to_vec(&req))
+    compress(&encode::write_request_v1(batch))
 }
 
 /// Encodes a batch as a snappy-compressed remote_write 2.0 request body, with a
 /// de-duplicated symbol table starting with the empty string as the spec requires.
 pub fn encode_v2(batch: &WriteBatch) -> Vec<u8> {
-    let mut symbols: Vec<String> = vec![String::new()];
-    let mut index: std::collections::HashMap<String, u32> =
-        std::collections::HashMap::from([(String::new(), 0)]);
-    let mut sym = |s: &str| -> u32 {
-        if let Some(&i) = index.get(s) {
-            return i;
-        }
-        let i = symbols.len() as u32;
-        symbols.push(s.to_string());
-        index.insert(s.to_string(), i);
-        i
-    };
-    let mut timeseries = Vec::with_capacity(batch.series.len());
-    for s in &batch.series {
-        let mut refs = Vec::with_capacity(2 * s.labels.len());
-        for l in &s.labels {
-            refs.push(sym(&l.name));
-            refs.push(sym(&l.value));
-        }
-        timeseries.push(proto::TimeSeriesV2 {
-            labels_refs: refs,
-            samples: wire_samples(&s.samples),
-            ..Default::default()
-        });
-    }
-    let req = proto::RequestV2 {
-        symbols,
-        timeseries,
-    };
-    compress(&prost::Message::encode_to_vec(&req))
-}
-
-fn wire_samples(samples: &[Sample]) -> Vec<proto::Sample> {
-    samples
-        .iter()
-        .map(|s| proto::Sample {
-            value: s.v,
-            timestamp: s.t,
-        })
-        .collect()
+    compress(&encode::request_v2(batch))
 }
 
 /// Snappy block-format compression. `compress_vec` only fails for inputs above ~4 GiB,

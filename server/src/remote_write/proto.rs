@@ -1,15 +1,17 @@
-//! The remote_write wire schema as hand-written `prost` messages, used for encoding.
+//! The remote_write wire schema as hand-written `prost` messages.
 //!
 //! ```text
-//!   WriteBatch ──► encode_v1/encode_v2 ──► these structs ──► prost encode ──► snappy
+//!   tests, fuzz target, tools ──► these structs ──► prost encode ──► snappy ──► decode()
 //! ```
 //!
 //! Field numbers follow `prometheus/prompb/{remote,types}.proto` (Remote-Write 1.0,
 //! `prometheus.WriteRequest`) and `prompb/io/prometheus/write/v2/types.proto` (Remote-Write
 //! 2.0, `io.prometheus.write.v2.Request`). Only what senders in this repository (tests, the
 //! ingest benchmark, the fuzz target) need is modelled; native histograms carry just enough
-//! fields to be recognised. Decoding does not use these types: it walks the wire format
-//! directly (see `wire`) so that labels are never copied into intermediate strings.
+//! fields to be recognised. Neither decoding nor `encode_v1`/`encode_v2` use these types:
+//! decoding walks the wire format in place (see `wire`) so labels are never copied into
+//! intermediate strings, and the encoders write borrowed labels directly and keep `-0.0`
+//! (which `prost` drops as a proto3 default).
 
 /// `prometheus.WriteRequest` (1.0). Field 2 is reserved by the spec.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -179,6 +179,28 @@ proptest! {
         prop_assert!(d.rejections.is_empty());
     }
 
+    /// Our hand-written encoders agree with prost's reading of the schema.
+    #[test]
+    fn encoders_agree_with_prost(batch in arb_batch()) {
+        let raw = decompress(&encode_v1(&batch), MAX).unwrap();
+        let req = proto::WriteRequest::decode(raw.as_slice()).unwrap();
+        let got: Vec<_> = req.timeseries.iter().map(|ts| (
+            ts.labels.iter().map(|l| Label::new(&l.name, &l.value)).collect::<Vec<_>>(),
+            ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect::<Vec<_>>(),
+        )).collect();
+        prop_assert_eq!(got, bits(&batch));
+
+        let raw = decompress(&encode_v2(&batch), MAX).unwrap();
+        let req = RequestV2::decode(raw.as_slice()).unwrap();
+        prop_assert_eq!(req.symbols.first().map(String::as_str), Some(""));
+        let got: Vec<_> = req.timeseries.iter().map(|ts| (
+            ts.labels_refs.chunks(2).map(|p| Label::new(
+                &req.symbols[p[0] as usize], &req.symbols[p[1] as usize])).collect::<Vec<_>>(),
+            ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect::<Vec<_>>(),
+        )).collect();
+        prop_assert_eq!(got, bits(&batch));
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..256)) {
         for v in [Version::V1, Version::V2] {
