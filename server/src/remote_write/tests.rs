@@ -16,8 +16,11 @@ fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> SeriesSamples {
     }
 }
 
+/// A series with its values as bits.
+type BitsSeries = (Vec<Label>, Vec<(i64, u64)>);
+
 /// Batches compared with float values as bits (NaN == NaN, stale marker preserved).
-fn bits(b: &WriteBatch) -> Vec<(Vec<Label>, Vec<(i64, u64)>)> {
+fn bits(b: &WriteBatch) -> Vec<BitsSeries> {
     b.series
         .iter()
         .map(|s| {

@@ -159,7 +159,7 @@ fn resolve<'a>(
     symbols: &[Option<&'a str>],
     pairs: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<(), ProblemReason> {
-    if refs.len() % 2 != 0 {
+    if refs.len() & 1 == 1 {
         return Err(ProblemReason::OddLabelRefs);
     }
     pairs.reserve(refs.len() / 2);
