@@ -22,8 +22,14 @@
 //! about samples (age, order) is the engine's job, applied per series by
 //! `o11y_raft::command::validate` and the tsdb. A malformed protobuf fails the whole request,
 //! since nothing after the first bad byte can be trusted; a series with bad labels is left
-//! out and reported while the rest of the request is kept. Float values, including NaN, ±Inf
-//! and the staleness marker, are copied bit-exactly.
+//! out and reported while the rest of the request is kept. A valid series without float
+//! samples has nothing to write and is left out silently (beyond its histogram problem, if
+//! any). Float values, including NaN, ±Inf, `-0.0` and the staleness marker, are copied
+//! bit-exactly.
+//!
+//! Allocation: decoding allocates what the batch holds (a `String` per label name and value,
+//! an exact-size `Vec` per series) and nothing per label besides; rejected series allocate
+//! nothing. 2.0 symbols are checked for UTF-8 once and borrowed.
 //!
 //! Not stored yet, only counted and reported: native histograms (each series carrying some
 //! gets an [`ProblemReason::HistogramsUnsupported`] problem — the 2.0 spec requires a 400
