@@ -6,8 +6,11 @@
 //! ```
 //!
 //! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`api`] (the
-//! Prometheus HTTP API), [`app`] (shared state and the router).
+//! Prometheus HTTP API), [`ingest`] (the remote_write handler), [`app`] (shared state and the
+//! router), [`serve`] (starting and stopping a node).
 
 pub mod api;
 pub mod app;
+pub mod ingest;
 pub mod remote_write;
+pub mod serve;

@@ -1,0 +1,133 @@
+//! `POST /api/v1/write`: Prometheus remote_write 1.0 and 2.0 into the Raft log.
+//!
+//! ```text
+//!   body ─► negotiate (Content-Type / Content-Encoding / version header; 415 if unknown)
+//!        ─► remote_write::decode (snappy, protobuf; bad series set aside, the rest kept)
+//!        ─► RaftNode::propose(Command::Metrics) ─► committed on a quorum and applied
+//!        ─► 204, or 400 naming the rejected items (the valid ones are written),
+//!           or 503 when the cluster cannot accept writes now (senders retry)
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use o11y_raft::{Command, CommandResult};
+use o11y_tsdb::DEFAULT_TENANT;
+
+use crate::app::AppState;
+use crate::remote_write::{self, Version};
+
+/// Largest accepted request body (snappy-compressed), and largest decoded size.
+pub const MAX_BODY_BYTES: usize = 32 << 20;
+pub const MAX_DECODED_BYTES: usize = 128 << 20;
+
+/// Problems listed in a 400 response body at most.
+const MAX_LISTED: usize = 10;
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, msg.into()).into_response()
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The remote_write handler.
+pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let version = match remote_write::negotiate(
+        header(&headers, "content-type"),
+        header(&headers, "content-encoding"),
+        header(&headers, "x-prometheus-remote-write-version"),
+    ) {
+        Ok(v) => v,
+        Err(e) if e.is_unsupported_media_type() => {
+            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
+        }
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let decoded =
+        match tokio::task::spawn_blocking(move || remote_write::decode(version, &body, MAX_DECODED_BYTES))
+            .await
+        {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("decoder failed: {e}")),
+        };
+    let mut problems: Vec<String> = decoded
+        .rejections
+        .iter()
+        .map(|p| format!("series {}: {}", p.index, p.reason))
+        .collect();
+    // Engine rejections number series within the batch; report them as the sender numbered
+    // them in its request.
+    let kept = decoded.kept;
+    let request_index = move |i: u32| kept.get(i as usize).copied().unwrap_or(i);
+    let mut batch = decoded.batch;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    batch.received_ms = Some(now_ms);
+    let mut written = 0u64;
+    if !batch.series.is_empty() {
+        let results = state
+            .write(vec![Command::Metrics {
+                tenant: DEFAULT_TENANT.to_string(),
+                batch,
+            }])
+            .await;
+        match results {
+            Ok(results) => {
+                for r in results {
+                    match r {
+                        CommandResult::Written {
+                            samples_accepted,
+                            rejections,
+                            ..
+                        } => {
+                            written += samples_accepted;
+                            problems.extend(rejections.into_iter().map(|r| match r.sample {
+                                Some(s) => format!(
+                                    "series {} sample {}: {}",
+                                    request_index(r.series),
+                                    s,
+                                    r.reason
+                                ),
+                                None => {
+                                    format!("series {}: {}", request_index(r.series), r.reason)
+                                }
+                            }));
+                        }
+                        CommandResult::Refused { reason } => problems.push(reason),
+                        CommandResult::Deleted { .. } => {}
+                    }
+                }
+            }
+            Err(e) if e.retriable => return text(StatusCode::SERVICE_UNAVAILABLE, e.message),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+        }
+    }
+    let mut resp = if problems.is_empty() {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        let more = problems.len().saturating_sub(MAX_LISTED);
+        let mut msg = problems[..problems.len().min(MAX_LISTED)].join("; ");
+        if more > 0 {
+            msg.push_str(&format!("; and {more} more"));
+        }
+        text(
+            StatusCode::BAD_REQUEST,
+            format!("{written} samples written; rejected: {msg}"),
+        )
+    };
+    if version == Version::V2 {
+        let h = resp.headers_mut();
+        h.insert("x-prometheus-remote-write-samples-written", HeaderValue::from(written));
+        h.insert("x-prometheus-remote-write-histograms-written", HeaderValue::from(0u64));
+        h.insert("x-prometheus-remote-write-exemplars-written", HeaderValue::from(0u64));
+    }
+    resp
+}

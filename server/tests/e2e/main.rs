@@ -1,0 +1,206 @@
+//! End-to-end tests of `o11y serve` over real sockets: remote_write in, Prometheus API out,
+//! bad input, and a restart that replays the Raft log.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use o11y_server::remote_write::encode_v1;
+use o11y_server::serve::{start, ServeConfig};
+use o11y_tsdb::labels::Label;
+use o11y_tsdb::{Sample, SeriesSamples, WriteBatch};
+
+/// One HTTP/1.1 request over a fresh connection; returns (status, headers, body).
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: o11y\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = out[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, head, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + n]);
+        b = &b[nl + 2 + n + 2..];
+    }
+}
+
+fn series(name: &str, inst: &str, samples: &[(i64, f64)]) -> SeriesSamples {
+    SeriesSamples {
+        labels: vec![Label::new("__name__", name), Label::new("instance", inst), Label::new("job", "e2e")],
+        samples: samples.iter().map(|&(t, v)| Sample { t, v }).collect(),
+    }
+}
+
+const RW1: [(&str, &str); 3] = [
+    ("Content-Type", "application/x-protobuf"),
+    ("Content-Encoding", "snappy"),
+    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+];
+
+fn config(dir: &std::path::Path) -> ServeConfig {
+    ServeConfig {
+        data_dir: dir.to_path_buf(),
+        http_listen: "127.0.0.1:0".into(),
+        cluster_listen: "127.0.0.1:0".into(),
+        ..ServeConfig::default()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// Polls an instant query until it returns `want` results (the node may still be electing
+/// itself right after start).
+fn query_until(addr: SocketAddr, q: &str, t_s: f64, want: usize) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let path = format!("/api/v1/query?query={}&time={t_s}", urlencode(q));
+        let (status, _, body) = http(addr, "GET", &path, &[], b"");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        if status == 200 && v["data"]["result"].as_array().is_some_and(|r| r.len() == want) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{q}: last answer {status} {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Writes until the node accepts (it elects itself leader right after start).
+fn write_until_accepted(addr: SocketAddr, body: &[u8]) -> (u16, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _, resp) = http(addr, "POST", "/api/v1/write", &RW1, body);
+        if status != 503 {
+            return (status, String::from_utf8_lossy(&resp).to_string());
+        }
+        assert!(Instant::now() < deadline, "still 503: {}", String::from_utf8_lossy(&resp));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_then_query_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now_ms() - 60_000;
+    let running = start(config(dir.path())).await.unwrap();
+    let addr = running.http_addr;
+    let batch = WriteBatch {
+        series: vec![
+            series("e2e_requests_total", "a", &[(t0, 1.0), (t0 + 15_000, 2.0)]),
+            series("e2e_requests_total", "b", &[(t0, 10.0), (t0 + 15_000, f64::INFINITY)]),
+        ],
+        received_ms: None,
+    };
+    let body = encode_v1(&batch);
+    let t_query = (t0 + 20_000) as f64 / 1000.0;
+    let res = tokio::task::spawn_blocking(move || {
+        let (status, msg) = write_until_accepted(addr, &body);
+        assert_eq!(status, 204, "{msg}");
+        // The same request again (a sender's retry) is accepted and changes nothing.
+        let (status, msg) = write_until_accepted(addr, &body);
+        assert_eq!(status, 204, "{msg}");
+        query_until(addr, "e2e_requests_total", t_query, 2)
+    })
+    .await
+    .unwrap();
+    let mut values: Vec<String> = res["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"][1].as_str().unwrap().to_string())
+        .collect();
+    values.sort();
+    assert_eq!(values, vec!["+Inf", "2"]);
+
+    // Bad input: clear errors, nothing else lost.
+    let res = tokio::task::spawn_blocking(move || {
+        let (status, _, msg) = http(addr, "POST", "/api/v1/write", &RW1, b"\xff\xff\xff\xff\x0fgarbage");
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&msg));
+        let (status, _, _) = http(addr, "POST", "/api/v1/write", &[("Content-Type", "application/json")], b"{}");
+        assert_eq!(status, 415);
+        // One series with an invalid label name next to a good one: 400, the good one written.
+        let mixed = WriteBatch {
+            series: vec![
+                SeriesSamples {
+                    labels: vec![Label::new("__name__", "e2e_bad"), Label::new("0bad", "x")],
+                    samples: vec![Sample { t: t0, v: 1.0 }],
+                },
+                series("e2e_good", "c", &[(t0, 5.0)]),
+            ],
+            received_ms: None,
+        };
+        let (status, msg) = write_until_accepted(addr, &encode_v1(&mixed));
+        assert_eq!(status, 400, "{msg}");
+        assert!(msg.contains("series 0"), "{msg}");
+        query_until(addr, "e2e_good", t_query, 1);
+    })
+    .await;
+    res.unwrap();
+
+    running.shutdown().await.unwrap();
+
+    // Restart on the same directory: everything acknowledged is still there.
+    let running = start(config(dir.path())).await.unwrap();
+    let addr = running.http_addr;
+    tokio::task::spawn_blocking(move || {
+        query_until(addr, "e2e_requests_total", t_query, 2);
+        query_until(addr, "e2e_good", t_query, 1);
+    })
+    .await
+    .unwrap();
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = start(config(dir.path())).await.unwrap();
+    let taken = running.http_addr.to_string();
+    let other = tempfile::tempdir().unwrap();
+    let err = match start(ServeConfig { http_listen: taken.clone(), ..config(other.path()) }).await {
+        Ok(_) => panic!("a second server started on a taken port"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains(&taken) && err.contains("--http-listen"), "{err}");
+    running.shutdown().await.unwrap();
+
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = match start(config(&file)).await {
+        Ok(_) => panic!("started on a file"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("not-a-dir"), "{err}");
+}
