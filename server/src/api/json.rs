@@ -165,12 +165,7 @@ impl IntoResponse for Success {
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// Appends `,"<key>":[...]` unless `list` is empty.

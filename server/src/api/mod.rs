@@ -104,12 +104,18 @@ impl Default for ServerInfo {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/query", get(prom::query).post(prom::query))
-        .route("/api/v1/query_range", get(prom::query_range).post(prom::query_range))
+        .route(
+            "/api/v1/query_range",
+            get(prom::query_range).post(prom::query_range),
+        )
         .route(
             "/api/v1/query_exemplars",
             get(prom::query_exemplars).post(prom::query_exemplars),
         )
-        .route("/api/v1/format_query", get(prom::format_query).post(prom::format_query))
+        .route(
+            "/api/v1/format_query",
+            get(prom::format_query).post(prom::format_query),
+        )
         .route("/api/v1/series", get(prom::series).post(prom::series))
         .route("/api/v1/labels", get(prom::labels).post(prom::labels))
         .route("/api/v1/label/{name}/values", get(prom::label_values))

@@ -175,7 +175,10 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
             return None;
         }
         for k in 0..3 {
-            ms = ms * 10 + b.get(start + k).filter(|_| start + k < i).map_or(0, |d| i64::from(d - b'0'));
+            ms = ms * 10
+                + b.get(start + k)
+                    .filter(|_| start + k < i)
+                    .map_or(0, |d| i64::from(d - b'0'));
         }
     }
     let offset_s = match b.get(i)? {
@@ -320,7 +323,7 @@ pub fn parse_prom_duration(s: &str) -> Option<i64> {
     Some(total)
 }
 
-/// Formats milliseconds as a Prometheus duration (`1h30m`, `0s`).
+/// Formats milliseconds as Prometheus's `model.Duration` prints (`1h30m`, `15d`, `2w`, `0s`).
 pub fn format_prom_duration(ms: i64) -> String {
     if ms == 0 {
         return "0s".into();
@@ -330,16 +333,17 @@ pub fn format_prom_duration(ms: i64) -> String {
     if ms < 0 {
         out.push('-');
     }
-    for (u, k) in [
-        ("y", 365 * 86_400_000u64),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
+    // Years and weeks only when they divide the rest exactly ("90d", not "12w6d").
+    for (u, k, exact) in [
+        ("y", 365 * 86_400_000u64, true),
+        ("w", 7 * 86_400_000, true),
+        ("d", 86_400_000, false),
+        ("h", 3_600_000, false),
+        ("m", 60_000, false),
+        ("s", 1000, false),
+        ("ms", 1, false),
     ] {
-        if rest >= k {
+        if rest >= k && (!exact || rest % k == 0) {
             out.push_str(&format!("{}{u}", rest / k));
             rest %= k;
         }
@@ -353,9 +357,8 @@ pub fn time_param(form: &Form, name: &str, default: i64) -> Result<i64, ApiError
     if v.is_empty() {
         return Ok(default);
     }
-    parse_time(v).map_err(|e| {
-        ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}"))
-    })
+    parse_time(v)
+        .map_err(|e| ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}")))
 }
 
 /// Reads `limit` (Prometheus's `parseLimitParam`): absent gives 0 (no limit).

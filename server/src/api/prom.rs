@@ -22,8 +22,8 @@ use serde::Serialize;
 
 use super::json::{self, render_annotations, ApiError, Success};
 use super::params::{
-    format_prom_duration, format_rfc3339, limit_param, matchers_param, parse_duration,
-    time_param, unescape_name, Form, MAX_TIME_MS, MIN_TIME_MS,
+    format_prom_duration, format_rfc3339, limit_param, matchers_param, parse_duration, time_param,
+    unescape_name, Form, MAX_TIME_MS, MIN_TIME_MS,
 };
 use super::DeleteRequest;
 use crate::app::AppState;
@@ -103,7 +103,9 @@ fn request_engine(base: &Engine, form: &Form) -> Result<Engine, ApiError> {
         }
     }
     // The API's own limit below is the one clients see.
-    opts.max_points_per_series = opts.max_points_per_series.max(MAX_RANGE_POINTS as usize + 1);
+    opts.max_points_per_series = opts
+        .max_points_per_series
+        .max(MAX_RANGE_POINTS as usize + 1);
     Ok(Engine::new(opts))
 }
 
@@ -161,8 +163,8 @@ pub async fn query(State(st): State<AppState>, Params(f): Params) -> ApiResult {
 pub async fn query_range(State(st): State<AppState>, Params(f): Params) -> ApiResult {
     let start = super::params::parse_time(f.value("start"))
         .map_err(|e| ApiError::invalid_param("start", e))?;
-    let end = super::params::parse_time(f.value("end"))
-        .map_err(|e| ApiError::invalid_param("end", e))?;
+    let end =
+        super::params::parse_time(f.value("end")).map_err(|e| ApiError::invalid_param("end", e))?;
     if end < start {
         return Err(ApiError::bad_data(
             "end timestamp must not be before start time",
@@ -251,7 +253,11 @@ pub async fn series(State(st): State<AppState>, Params(f): Params) -> ApiResult 
             all.extend(found.into_iter().map(|s| s.labels().clone()));
         }
         if p.sets.len() > 1 {
-            all = all.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+            all = all
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
         }
         let warnings = truncate(&mut all, p.limit);
         let mut data = String::from("[");
@@ -397,7 +403,14 @@ fn retention_string(db: &Db) -> String {
     let o = db.options();
     let time = o.retention_ms.map(format_prom_duration);
     let size = o.retention_bytes.map(|b| {
-        let units = [("EiB", 60), ("PiB", 50), ("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)];
+        let units = [
+            ("EiB", 60),
+            ("PiB", 50),
+            ("TiB", 40),
+            ("GiB", 30),
+            ("MiB", 20),
+            ("KiB", 10),
+        ];
         units
             .iter()
             .find(|(_, s)| b != 0 && b % (1u64 << s) == 0)
