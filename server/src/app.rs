@@ -1,8 +1,9 @@
 //! Shared server state and the HTTP router.
 //!
 //! [`AppState`] gives handlers the engine serving reads (per request: a snapshot install can
-//! replace it), the PromQL engine and the write path (a Raft proposal). [`router`] assembles
-//! the Prometheus API ([`crate::api`]), remote_write ([`crate::ingest`]) and health routes.
+//! replace it), the PromQL engine, and the write paths (Raft proposals for samples and for
+//! deletions). [`router`] assembles the Prometheus API ([`crate::api`]), remote_write
+//! ([`crate::ingest`]) and the health routes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,8 @@ use axum::Router;
 use o11y_query::promql::Engine;
 use o11y_raft::{Command, CommandResult, RaftNode};
 use o11y_tsdb::Db;
+
+use crate::api::{ApiError, Deleter, ErrorType, ServerInfo};
 
 /// Gives the engine currently serving reads: a snapshot install can replace it, so handlers
 /// ask for it per request instead of keeping one.
@@ -28,7 +31,8 @@ pub struct WriteError {
 }
 
 /// A boxed future returned by [`Writer`].
-pub type WriteFuture = Pin<Box<dyn Future<Output = Result<Vec<CommandResult>, WriteError>> + Send>>;
+pub type WriteFuture =
+    Pin<Box<dyn Future<Output = Result<Vec<CommandResult>, WriteError>> + Send>>;
 
 /// Commits commands (through the Raft log) and returns their results once applied.
 pub type Writer = Arc<dyn Fn(Vec<Command>) -> WriteFuture + Send + Sync>;
@@ -38,25 +42,84 @@ pub type Writer = Arc<dyn Fn(Vec<Command>) -> WriteFuture + Send + Sync>;
 pub struct AppState {
     pub db: DbSource,
     pub engine: Arc<Engine>,
+    /// Commits writes; see [`AppState::for_node`].
     pub writer: Writer,
+    /// Performs `/api/v1/admin/tsdb/delete_series`. Deletes are writes: on a node this
+    /// proposes a `DeleteSeries` command through Raft and resolves once applied. `None`
+    /// disables the admin API (`delete_series` and `clean_tombstones` answer 503 "admin APIs
+    /// disabled"), as Prometheus does without `--web.enable-admin-api`.
+    pub deleter: Option<Deleter>,
+    /// Build information, start time and flags reported by `/api/v1/status/*`.
+    pub info: Arc<ServerInfo>,
 }
 
 impl AppState {
-    /// State over a Raft node: reads from its engines, writes through its log.
-    pub fn for_node(node: Arc<RaftNode>, engine: Engine) -> AppState {
-        let reader = node.clone();
+    /// A read-only state: queries are served, writes are refused (HTTP 500, not retriable)
+    /// and the admin API is disabled.
+    pub fn new(db: DbSource, engine: Arc<Engine>) -> AppState {
         AppState {
-            db: Arc::new(move || reader.db()),
-            engine: Arc::new(engine),
-            writer: Arc::new(move |commands| {
-                let node = node.clone();
-                Box::pin(async move {
-                    node.propose(commands).await.map_err(|e| WriteError {
-                        message: e.to_string(),
-                        retriable: e.is_retriable(),
+            db,
+            engine,
+            writer: Arc::new(|_| {
+                Box::pin(async {
+                    Err(WriteError {
+                        message: "this server is read-only".into(),
+                        retriable: false,
                     })
                 })
             }),
+            deleter: None,
+            info: Arc::new(ServerInfo::default()),
+        }
+    }
+
+    /// State over a Raft node: reads from its engines, writes and deletes through its log.
+    pub fn for_node(node: Arc<RaftNode>, engine: Engine) -> AppState {
+        let reader = node.clone();
+        let writer_node = node.clone();
+        let writer: Writer = Arc::new(move |commands| {
+            let node = writer_node.clone();
+            Box::pin(async move {
+                node.propose(commands).await.map_err(|e| WriteError {
+                    message: e.to_string(),
+                    retriable: e.is_retriable(),
+                })
+            })
+        });
+        let delete_writer = writer.clone();
+        let deleter: Deleter = Arc::new(move |req| {
+            let writer = delete_writer.clone();
+            Box::pin(async move {
+                let command = Command::DeleteSeries {
+                    tenant: req.tenant,
+                    matchers: req
+                        .matchers
+                        .into_iter()
+                        .map(|m| (m.op, m.name, m.value))
+                        .collect(),
+                    mint: req.mint,
+                    maxt: req.maxt,
+                };
+                match writer(vec![command]).await {
+                    Ok(results) => match results.into_iter().next() {
+                        Some(CommandResult::Deleted { series }) => Ok(series),
+                        Some(CommandResult::Refused { reason }) => Err(ApiError::bad_data(reason)),
+                        other => Err(ApiError::new(
+                            ErrorType::Internal,
+                            format!("unexpected result of a deletion: {other:?}"),
+                        )),
+                    },
+                    Err(e) if e.retriable => Err(ApiError::new(ErrorType::Unavailable, e.message)),
+                    Err(e) => Err(ApiError::new(ErrorType::Internal, e.message)),
+                }
+            })
+        });
+        AppState {
+            db: Arc::new(move || reader.db()),
+            engine: Arc::new(engine),
+            writer,
+            deleter: Some(deleter),
+            info: Arc::new(ServerInfo::default()),
         }
     }
 
@@ -68,13 +131,13 @@ impl AppState {
 
 /// Every HTTP route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let own = Router::new()
         .route(
             "/api/v1/write",
-            post(crate::ingest::write)
-                .layer(DefaultBodyLimit::max(crate::ingest::MAX_BODY_BYTES)),
+            post(crate::ingest::write).layer(DefaultBodyLimit::max(crate::ingest::MAX_BODY_BYTES)),
         )
         .route("/-/healthy", get(|| async { "O11y is Healthy.\n" }))
         .route("/-/ready", get(|| async { "O11y is Ready.\n" }))
-        .with_state(state)
+        .with_state(state.clone());
+    crate::api::router(state).merge(own)
 }
