@@ -31,8 +31,7 @@ pub struct WriteError {
 }
 
 /// A boxed future returned by [`Writer`].
-pub type WriteFuture =
-    Pin<Box<dyn Future<Output = Result<Vec<CommandResult>, WriteError>> + Send>>;
+pub type WriteFuture = Pin<Box<dyn Future<Output = Result<Vec<CommandResult>, WriteError>> + Send>>;
 
 /// Commits commands (through the Raft log) and returns their results once applied.
 pub type Writer = Arc<dyn Fn(Vec<Command>) -> WriteFuture + Send + Sync>;

@@ -48,14 +48,20 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
         }
         Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let decoded =
-        match tokio::task::spawn_blocking(move || remote_write::decode(version, &body, MAX_DECODED_BYTES))
-            .await
-        {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("decoder failed: {e}")),
-        };
+    let decoded = match tokio::task::spawn_blocking(move || {
+        remote_write::decode(version, &body, MAX_DECODED_BYTES)
+    })
+    .await
+    {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("decoder failed: {e}"),
+            )
+        }
+    };
     let mut problems: Vec<String> = decoded
         .rejections
         .iter()
@@ -125,9 +131,18 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
     };
     if version == Version::V2 {
         let h = resp.headers_mut();
-        h.insert("x-prometheus-remote-write-samples-written", HeaderValue::from(written));
-        h.insert("x-prometheus-remote-write-histograms-written", HeaderValue::from(0u64));
-        h.insert("x-prometheus-remote-write-exemplars-written", HeaderValue::from(0u64));
+        h.insert(
+            "x-prometheus-remote-write-samples-written",
+            HeaderValue::from(written),
+        );
+        h.insert(
+            "x-prometheus-remote-write-histograms-written",
+            HeaderValue::from(0u64),
+        );
+        h.insert(
+            "x-prometheus-remote-write-exemplars-written",
+            HeaderValue::from(0u64),
+        );
     }
     resp
 }

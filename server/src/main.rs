@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         print!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("o11y: cannot start the runtime: {e}");
@@ -74,13 +77,19 @@ fn duration(s: &str) -> Result<Duration> {
         bail!("empty duration");
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             bail!("invalid duration {s:?}");
         }
-        let n: u64 = rest[..digits].parse().with_context(|| format!("invalid duration {s:?}"))?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .with_context(|| format!("invalid duration {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let ms = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,
@@ -191,7 +200,15 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (cfg, level, json) = parse(&a(&["--data-dir", "/tmp/x", "--node-id", "2", "--log.format", "json"])).unwrap();
+        let (cfg, level, json) = parse(&a(&[
+            "--data-dir",
+            "/tmp/x",
+            "--node-id",
+            "2",
+            "--log.format",
+            "json",
+        ]))
+        .unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/tmp/x"));
         assert_eq!(cfg.node_id, 2);
         assert_eq!(level, "info");

@@ -82,11 +82,19 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     check_data_dir(&cfg.data_dir)?;
     let http_listener = tokio::net::TcpListener::bind(&cfg.http_listen)
         .await
-        .with_context(|| format!("cannot listen for HTTP on {} (--http-listen)", cfg.http_listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen for HTTP on {} (--http-listen)",
+                cfg.http_listen
+            )
+        })?;
     let cluster_listener = tokio::net::TcpListener::bind(&cfg.cluster_listen)
         .await
         .with_context(|| {
-            format!("cannot listen for cluster traffic on {} (--cluster-listen)", cfg.cluster_listen)
+            format!(
+                "cannot listen for cluster traffic on {} (--cluster-listen)",
+                cfg.cluster_listen
+            )
         })?;
     let http_addr = http_listener.local_addr()?;
     let cluster_addr = cluster_listener.local_addr()?;
@@ -99,7 +107,9 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .await
         .with_context(|| format!("opening the data in {}", cfg.data_dir.display()))?;
     if cfg.bootstrap {
-        node.bootstrap().await.context("bootstrapping a one-node cluster")?;
+        node.bootstrap()
+            .await
+            .context("bootstrapping a one-node cluster")?;
     }
 
     let (stop_cluster, rx) = oneshot::channel::<()>();
@@ -142,7 +152,10 @@ impl Running {
         let _ = self.http.await;
         let _ = self.stop_cluster.send(());
         let _ = self.cluster.await;
-        self.node.shutdown().await.context("shutting the node down")?;
+        self.node
+            .shutdown()
+            .await
+            .context("shutting the node down")?;
         Ok(())
     }
 }

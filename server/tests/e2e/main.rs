@@ -11,10 +11,19 @@ use o11y_tsdb::labels::Label;
 use o11y_tsdb::{Sample, SeriesSamples, WriteBatch};
 
 /// One HTTP/1.1 request over a fresh connection; returns (status, headers, body).
-fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String, Vec<u8>) {
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: o11y\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: o11y\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -23,11 +32,17 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
     s.write_all(body).unwrap();
     let mut out = Vec::new();
     s.read_to_end(&mut out).unwrap();
-    let split = out.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("response head");
     let head = String::from_utf8_lossy(&out[..split]).to_string();
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let mut body = out[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -36,7 +51,9 @@ fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], bo
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else { return out };
+        let Some(nl) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
         let n = usize::from_str_radix(std::str::from_utf8(&b[..nl]).unwrap().trim(), 16).unwrap();
         if n == 0 {
             return out;
@@ -48,7 +65,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 
 fn series(name: &str, inst: &str, samples: &[(i64, f64)]) -> SeriesSamples {
     SeriesSamples {
-        labels: vec![Label::new("__name__", name), Label::new("instance", inst), Label::new("job", "e2e")],
+        labels: vec![
+            Label::new("__name__", name),
+            Label::new("instance", inst),
+            Label::new("job", "e2e"),
+        ],
         samples: samples.iter().map(|&(t, v)| Sample { t, v }).collect(),
     }
 }
@@ -69,7 +90,10 @@ fn config(dir: &std::path::Path) -> ServeConfig {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 /// Polls an instant query until it returns `want` results (the node may still be electing
@@ -80,7 +104,11 @@ fn query_until(addr: SocketAddr, q: &str, t_s: f64, want: usize) -> serde_json::
         let path = format!("/api/v1/query?query={}&time={t_s}", urlencode(q));
         let (status, _, body) = http(addr, "GET", &path, &[], b"");
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        if status == 200 && v["data"]["result"].as_array().is_some_and(|r| r.len() == want) {
+        if status == 200
+            && v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() == want)
+        {
             return v;
         }
         assert!(Instant::now() < deadline, "{q}: last answer {status} {v}");
@@ -91,7 +119,9 @@ fn query_until(addr: SocketAddr, q: &str, t_s: f64, want: usize) -> serde_json::
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -105,7 +135,11 @@ fn write_until_accepted(addr: SocketAddr, body: &[u8]) -> (u16, String) {
         if status != 503 {
             return (status, String::from_utf8_lossy(&resp).to_string());
         }
-        assert!(Instant::now() < deadline, "still 503: {}", String::from_utf8_lossy(&resp));
+        assert!(
+            Instant::now() < deadline,
+            "still 503: {}",
+            String::from_utf8_lossy(&resp)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -119,7 +153,11 @@ async fn remote_write_then_query_and_restart() {
     let batch = WriteBatch {
         series: vec![
             series("e2e_requests_total", "a", &[(t0, 1.0), (t0 + 15_000, 2.0)]),
-            series("e2e_requests_total", "b", &[(t0, 10.0), (t0 + 15_000, f64::INFINITY)]),
+            series(
+                "e2e_requests_total",
+                "b",
+                &[(t0, 10.0), (t0 + 15_000, f64::INFINITY)],
+            ),
         ],
         received_ms: None,
     };
@@ -146,15 +184,27 @@ async fn remote_write_then_query_and_restart() {
 
     // Bad input: clear errors, nothing else lost.
     let res = tokio::task::spawn_blocking(move || {
-        let (status, _, msg) = http(addr, "POST", "/api/v1/write", &RW1, b"\xff\xff\xff\xff\x0fgarbage");
+        let (status, _, msg) = http(
+            addr,
+            "POST",
+            "/api/v1/write",
+            &RW1,
+            b"\xff\xff\xff\xff\x0fgarbage",
+        );
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&msg));
-        let (status, _, _) = http(addr, "POST", "/api/v1/write", &[("Content-Type", "application/json")], b"{}");
+        let (status, _, _) = http(
+            addr,
+            "POST",
+            "/api/v1/write",
+            &[("Content-Type", "application/json")],
+            b"{}",
+        );
         assert_eq!(status, 415);
-        // One series with an invalid label name next to a good one: 400, the good one written.
+        // One series with an empty label name next to a good one: 400, the good one written.
         let mixed = WriteBatch {
             series: vec![
                 SeriesSamples {
-                    labels: vec![Label::new("__name__", "e2e_bad"), Label::new("0bad", "x")],
+                    labels: vec![Label::new("__name__", "e2e_bad"), Label::new("", "x")],
                     samples: vec![Sample { t: t0, v: 1.0 }],
                 },
                 series("e2e_good", "c", &[(t0, 5.0)]),
@@ -189,11 +239,19 @@ async fn startup_errors_are_clear() {
     let running = start(config(dir.path())).await.unwrap();
     let taken = running.http_addr.to_string();
     let other = tempfile::tempdir().unwrap();
-    let err = match start(ServeConfig { http_listen: taken.clone(), ..config(other.path()) }).await {
+    let err = match start(ServeConfig {
+        http_listen: taken.clone(),
+        ..config(other.path())
+    })
+    .await
+    {
         Ok(_) => panic!("a second server started on a taken port"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains(&taken) && err.contains("--http-listen"), "{err}");
+    assert!(
+        err.contains(&taken) && err.contains("--http-listen"),
+        "{err}"
+    );
     running.shutdown().await.unwrap();
 
     let file = dir.path().join("not-a-dir");
