@@ -971,3 +971,27 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parse_time(&format_rfc3339(ms)), Ok(ms));
     }
 }
+
+#[tokio::test]
+async fn extreme_inputs_do_not_fail_the_server() {
+    let (_fx, app) = app();
+    for uri in [
+        "/api/v1/query?query=up%5B1000y%5D&time=-9223372036854",
+        "/api/v1/query?query=up%20offset%201000y&time=9223372036854",
+        "/api/v1/query?query=up&time=-292273086-05-16T16:47:06Z",
+        "/api/v1/query?query=up&time=292277025-08-18T07:12:54.999999999Z",
+        "/api/v1/query_range?query=up&start=-9223372036854&end=9223372036854&step=9223372036",
+        "/api/v1/query_range?query=rate(up%5B5m%5D)&start=-9223372036854&end=-9223372036000&step=1",
+        "/api/v1/series?match[]=up&start=-9223372036854&end=9223372036854",
+        "/api/v1/labels?start=9223372036854&end=-9223372036854",
+        "/api/v1/query?query=up&timeout=9223372036854775807",
+    ] {
+        let (st, body) = get(&app, uri).await;
+        assert!(
+            st == StatusCode::OK
+                || st == StatusCode::BAD_REQUEST
+                || st == StatusCode::UNPROCESSABLE_ENTITY,
+            "{uri}: {st} {body}"
+        );
+    }
+}
