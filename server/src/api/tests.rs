@@ -182,7 +182,27 @@ async fn instant_scalar_string_and_special_floats() {
         (
             "1e21",
             "1",
-            r#"{"resultType":"scalar","result":[1,"1000000000000000000000"]}"#,
+            r#"{"resultType":"scalar","result":[1,"1e+21"]}"#,
+        ),
+        (
+            "-1.5e300",
+            "1",
+            r#"{"resultType":"scalar","result":[1,"-1.5e+300"]}"#,
+        ),
+        (
+            "123456789012345680000",
+            "1",
+            r#"{"resultType":"scalar","result":[1,"123456789012345680000"]}"#,
+        ),
+        (
+            "0.0000001",
+            "0.001",
+            r#"{"resultType":"scalar","result":[0.001,"1e-07"]}"#,
+        ),
+        (
+            "-0.05",
+            "-1.5",
+            r#"{"resultType":"scalar","result":[-1.500,"-0.05"]}"#,
         ),
         (
             "0.000001",
