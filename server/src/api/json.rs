@@ -9,8 +9,9 @@
 //! Results are written by hand into one `String` rather than through `serde_json`: the field
 //! order matches Prometheus's, large matrices cost no intermediate tree, and strings are
 //! escaped as Go's `encoding/json` does (`<`, `>`, `&`, U+2028, U+2029 as `\u` escapes).
-//! Sample values are strings formatted like Go's `strconv.FormatFloat(v, 'f', -1, 64)`
-//! (`"+Inf"`, `"-Inf"`, `"NaN"`); timestamps are seconds with up to three decimals.
+//! Sample values are strings formatted as Prometheus's `MarshalFloat` does (Go's
+//! `strconv.FormatFloat(v, 'f', -1, 64)`, switching to `'e'` below 1e-6 and from 1e21;
+//! `"+Inf"`, `"-Inf"`, `"NaN"`); timestamps are seconds with three decimals when not whole.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -252,12 +253,34 @@ pub fn push_ts(out: &mut String, ms: i64) {
     }
 }
 
+/// Formats a sample value as Prometheus's `MarshalFloat`: Go's shortest `'f'` form, but the
+/// `'e'` form (`1e+21`, `1e-07`) when `|f| < 1e-6` or `|f| >= 1e21`; `+Inf`, `-Inf`, `NaN`.
+pub fn api_float(f: f64) -> String {
+    let a = f.abs();
+    if !f.is_finite() || a == 0.0 || (1e-6..1e21).contains(&a) {
+        return format_float(f);
+    }
+    // Rust's `{:e}` is the shortest round-trip mantissa too; Go writes the exponent with a
+    // sign and at least two digits.
+    let s = format!("{f:e}");
+    match s.split_once('e') {
+        Some((mant, exp)) => {
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            format!("{mant}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
 /// Appends `[<ts>,"<value>"]`.
 fn push_point(out: &mut String, t: i64, f: f64) {
     out.push('[');
     push_ts(out, t);
     out.push_str(",\"");
-    out.push_str(&format_float(f));
+    out.push_str(&api_float(f));
     out.push_str("\"]");
 }
 

@@ -13,6 +13,16 @@
 //!
 //! Modules: [`params`] (form values, times, durations, `limit`, `match[]`), [`json`]
 //! (envelopes, errors, value encoding), `prom` (the handlers).
+//!
+//! Wiring: build an [`AppState`] (`AppState::new(db, engine)` gives a read-only API), set
+//! `deleter` to a [`Deleter`] that proposes `DeleteSeries` through Raft to enable the admin
+//! API, optionally replace `info` ([`ServerInfo`]: build info, start time, extra flags), and
+//! merge [`router`] into the server's router. Queries run on tokio's blocking pool; there is
+//! no limit on concurrent queries here (Prometheus's `--query.max-concurrency`).
+//!
+//! Differences from Prometheus: no `stats=all` query statistics, no native histograms in
+//! results (the engine has none), `format_query` prints the one-line form rather than
+//! `Pretty`, and metadata, exemplars, targets, rules and alerts are always empty.
 
 pub mod json;
 pub mod params;

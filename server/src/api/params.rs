@@ -267,7 +267,7 @@ pub fn format_rfc3339(ms: i64) -> String {
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     if let Some(f) = parse_go_float(s) {
         let ns = f * 1e9;
-        if !(ns.abs() <= 9.223_372_036_854_775e18) {
+        if ns.is_nan() || ns.abs() > 9.223_372_036_854_775e18 {
             return Err(format!(
                 "cannot parse {s:?} to a valid duration. It overflows int64"
             ));
@@ -343,7 +343,7 @@ pub fn format_prom_duration(ms: i64) -> String {
         ("s", 1000, false),
         ("ms", 1, false),
     ] {
-        if rest >= k && (!exact || rest % k == 0) {
+        if rest >= k && (!exact || rest / k * k == rest) {
             out.push_str(&format!("{}{u}", rest / k));
             rest %= k;
         }

@@ -182,7 +182,27 @@ async fn instant_scalar_string_and_special_floats() {
         (
             "1e21",
             "1",
-            r#"{"resultType":"scalar","result":[1,"1000000000000000000000"]}"#,
+            r#"{"resultType":"scalar","result":[1,"1e+21"]}"#,
+        ),
+        (
+            "-1.5e300",
+            "1",
+            r#"{"resultType":"scalar","result":[1,"-1.5e+300"]}"#,
+        ),
+        (
+            "123456789012345680000",
+            "1",
+            r#"{"resultType":"scalar","result":[1,"123456789012345680000"]}"#,
+        ),
+        (
+            "0.0000001",
+            "0.001",
+            r#"{"resultType":"scalar","result":[0.001,"1e-07"]}"#,
+        ),
+        (
+            "-0.05",
+            "-1.5",
+            r#"{"resultType":"scalar","result":[-1.500,"-0.05"]}"#,
         ),
         (
             "0.000001",
@@ -969,5 +989,29 @@ proptest::proptest! {
     #[test]
     fn rfc3339_round_trips(ms in -62_135_596_800_000i64..253_402_300_799_999i64) {
         proptest::prop_assert_eq!(parse_time(&format_rfc3339(ms)), Ok(ms));
+    }
+}
+
+#[tokio::test]
+async fn extreme_inputs_do_not_fail_the_server() {
+    let (_fx, app) = app();
+    for uri in [
+        "/api/v1/query?query=up%5B1000y%5D&time=-9223372036854",
+        "/api/v1/query?query=up%20offset%201000y&time=9223372036854",
+        "/api/v1/query?query=up&time=-292273086-05-16T16:47:06Z",
+        "/api/v1/query?query=up&time=292277025-08-18T07:12:54.999999999Z",
+        "/api/v1/query_range?query=up&start=-9223372036854&end=9223372036854&step=9223372036",
+        "/api/v1/query_range?query=rate(up%5B5m%5D)&start=-9223372036854&end=-9223372036000&step=1",
+        "/api/v1/series?match[]=up&start=-9223372036854&end=9223372036854",
+        "/api/v1/labels?start=9223372036854&end=-9223372036854",
+        "/api/v1/query?query=up&timeout=9223372036854775807",
+    ] {
+        let (st, body) = get(&app, uri).await;
+        assert!(
+            st == StatusCode::OK
+                || st == StatusCode::BAD_REQUEST
+                || st == StatusCode::UNPROCESSABLE_ENTITY,
+            "{uri}: {st} {body}"
+        );
     }
 }
