@@ -152,7 +152,7 @@ fn parse(args: &[String]) -> Result<(ServeConfig, String, bool)> {
 async fn run(args: &[String]) -> Result<()> {
     let (cfg, level, json) = parse(args)?;
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "warn,o11y_server={level},o11y_raft={level},o11y_tsdb={level}"
+        "warn,o11y={level},o11y_server={level},o11y_raft={level},o11y_tsdb={level}"
     ))
     .with_context(|| format!("--log.level {level:?}"))?;
     let sub = tracing_subscriber::fmt()
