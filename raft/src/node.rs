@@ -409,6 +409,17 @@ impl RaftNode {
         (m.current_leader, addr)
     }
 
+    /// Waits (event-driven, no polling) until some node is leader, at most `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64, ProposeError> {
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader")
+            .await
+            .ok()
+            .and_then(|m| m.current_leader)
+            .ok_or(ProposeError::NoLeader)
+    }
+
     /// Waits until a read issued now would see every write acknowledged before it
     /// (read index): the leader confirms its leadership with a quorum and this node applies
     /// up to the leader's commit index.

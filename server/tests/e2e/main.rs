@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use o11y_server::remote_write::encode_v1;
 use o11y_server::serve::{start, ServeConfig};
@@ -96,24 +96,19 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Polls an instant query until it returns `want` results (the node may still be electing
-/// itself right after start).
-fn query_until(addr: SocketAddr, q: &str, t_s: f64, want: usize) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let path = format!("/api/v1/query?query={}&time={t_s}", urlencode(q));
-        let (status, _, body) = http(addr, "GET", &path, &[], b"");
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-        if status == 200
-            && v["data"]["result"]
-                .as_array()
-                .is_some_and(|r| r.len() == want)
-        {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "{q}: last answer {status} {v}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// An instant query that must return `want` results. Writes are applied before their 204,
+/// and callers pass a read barrier after a restart, so no retry is needed.
+fn query_expect(addr: SocketAddr, q: &str, t_s: f64, want: usize) -> serde_json::Value {
+    let path = format!("/api/v1/query?query={}&time={t_s}", urlencode(q));
+    let (status, _, body) = http(addr, "GET", &path, &[], b"");
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    assert_eq!(status, 200, "{q}: {v}");
+    assert_eq!(
+        v["data"]["result"].as_array().map(Vec::len),
+        Some(want),
+        "{q}: {v}"
+    );
+    v
 }
 
 fn urlencode(s: &str) -> String {
@@ -127,21 +122,9 @@ fn urlencode(s: &str) -> String {
         .collect()
 }
 
-/// Writes until the node accepts (it elects itself leader right after start).
-fn write_until_accepted(addr: SocketAddr, body: &[u8]) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _, resp) = http(addr, "POST", "/api/v1/write", &RW1, body);
-        if status != 503 {
-            return (status, String::from_utf8_lossy(&resp).to_string());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still 503: {}",
-            String::from_utf8_lossy(&resp)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn post_write(addr: SocketAddr, body: &[u8]) -> (u16, String) {
+    let (status, _, resp) = http(addr, "POST", "/api/v1/write", &RW1, body);
+    (status, String::from_utf8_lossy(&resp).to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,6 +132,11 @@ async fn remote_write_then_query_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = now_ms() - 60_000;
     let running = start(config(dir.path())).await.unwrap();
+    running
+        .node
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
     let addr = running.http_addr;
     let batch = WriteBatch {
         series: vec![
@@ -164,12 +152,12 @@ async fn remote_write_then_query_and_restart() {
     let body = encode_v1(&batch);
     let t_query = (t0 + 20_000) as f64 / 1000.0;
     let res = tokio::task::spawn_blocking(move || {
-        let (status, msg) = write_until_accepted(addr, &body);
+        let (status, msg) = post_write(addr, &body);
         assert_eq!(status, 204, "{msg}");
         // The same request again (a sender's retry) is accepted and changes nothing.
-        let (status, msg) = write_until_accepted(addr, &body);
+        let (status, msg) = post_write(addr, &body);
         assert_eq!(status, 204, "{msg}");
-        query_until(addr, "e2e_requests_total", t_query, 2)
+        query_expect(addr, "e2e_requests_total", t_query, 2)
     })
     .await
     .unwrap();
@@ -211,10 +199,10 @@ async fn remote_write_then_query_and_restart() {
             ],
             received_ms: None,
         };
-        let (status, msg) = write_until_accepted(addr, &encode_v1(&mixed));
+        let (status, msg) = post_write(addr, &encode_v1(&mixed));
         assert_eq!(status, 400, "{msg}");
         assert!(msg.contains("series 0"), "{msg}");
-        query_until(addr, "e2e_good", t_query, 1);
+        query_expect(addr, "e2e_good", t_query, 1);
     })
     .await;
     res.unwrap();
@@ -223,10 +211,16 @@ async fn remote_write_then_query_and_restart() {
 
     // Restart on the same directory: everything acknowledged is still there.
     let running = start(config(dir.path())).await.unwrap();
+    running
+        .node
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
+    running.node.read_barrier().await.unwrap();
     let addr = running.http_addr;
     tokio::task::spawn_blocking(move || {
-        query_until(addr, "e2e_requests_total", t_query, 2);
-        query_until(addr, "e2e_good", t_query, 1);
+        query_expect(addr, "e2e_requests_total", t_query, 2);
+        query_expect(addr, "e2e_good", t_query, 1);
     })
     .await
     .unwrap();
