@@ -641,6 +641,20 @@ impl Evaluator<'_> {
         }
     }
 
+    /// The series matching `vs` with samples in any of the windows `(end − window, end]`.
+    fn select_windows(
+        &self,
+        vs: &VectorSelector,
+        ends: &[i64],
+        window_ms: i64,
+    ) -> Result<Vec<o11y_tsdb::Series>, QueryError> {
+        let lo = ends.iter().copied().min().unwrap_or(0);
+        let hi = ends.iter().copied().max().unwrap_or(0);
+        self.sh
+            .storage
+            .select(&vs.matchers, lo.saturating_sub(window_ms) + 1, hi)
+    }
+
     /// Instant vector selector: per step the newest sample in `(t − lookback, t]`, unless it
     /// is a stale marker. With `raw_ts` the value is the sample's timestamp in seconds (for
     /// `timestamp()`).
@@ -651,12 +665,7 @@ impl Evaluator<'_> {
     ) -> Result<Matrix, QueryError> {
         let ends = self.window_ends(vs.at, vs.offset_ms);
         let lookback = self.sh.opts.lookback_delta_ms;
-        let lo = ends.iter().copied().min().unwrap_or(0);
-        let hi = ends.iter().copied().max().unwrap_or(0);
-        let selected = self
-            .sh
-            .storage
-            .select(&vs.matchers, lo.saturating_sub(lookback) + 1, hi)?;
+        let selected = self.select_windows(vs, &ends, lookback)?;
         let range = self.range;
         let out: Vec<Result<Option<Series>, QueryError>> = selected
             .par_iter()
@@ -712,12 +721,7 @@ impl Evaluator<'_> {
         range_ms: i64,
         ends: &[i64],
     ) -> Result<Matrix, QueryError> {
-        let lo = ends.iter().copied().min().unwrap_or(0);
-        let hi = ends.iter().copied().max().unwrap_or(0);
-        let selected = self
-            .sh
-            .storage
-            .select(&vs.matchers, lo.saturating_sub(range_ms) + 1, hi)?;
+        let selected = self.select_windows(vs, ends, range_ms)?;
         let out: Vec<Result<Series, QueryError>> = selected
             .par_iter()
             .map(|series| {
@@ -992,13 +996,7 @@ impl Evaluator<'_> {
             Expr::MatrixSelector(ms) => {
                 // Samples stream from the chunks: only the current window is held.
                 let ends = self.window_ends(ms.vs.at, ms.vs.offset_ms);
-                let lo = ends.iter().copied().min().unwrap_or(0);
-                let hi = ends.iter().copied().max().unwrap_or(0);
-                let selected = self.sh.storage.select(
-                    &ms.vs.matchers,
-                    lo.saturating_sub(ms.range_ms) + 1,
-                    hi,
-                )?;
+                let selected = self.select_windows(&ms.vs, &ends, ms.range_ms)?;
                 selected
                     .par_iter()
                     .map(|series| {
