@@ -415,10 +415,15 @@ pub fn validate(command: Command, limits: &LabelLimits) -> Validated {
             let mut rejections = Vec::new();
             let mut series = Vec::with_capacity(batch.series.len());
             for (i, s) in batch.series.into_iter().enumerate() {
-                match labels::validate(s.labels.clone(), limits) {
-                    Ok(_) => {
+                // The validated form (sorted, empty values dropped) is what the engine would
+                // derive anyway; keeping it avoids copying every label to validate it.
+                match labels::validate(s.labels, limits) {
+                    Ok(l) => {
                         kept.push(i as u32);
-                        series.push(s);
+                        series.push(SeriesSamples {
+                            labels: l.into_vec(),
+                            samples: s.samples,
+                        });
                     }
                     Err(e) => rejections.push(ItemRejection {
                         series: i as u32,

@@ -7,6 +7,12 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use o11y_server::serve::{self, ServeConfig};
 
+/// mimalloc instead of glibc's malloc: ingest allocates and frees many small label strings per
+/// request from several threads, where glibc's arenas spent a third of the CPU (measured with
+/// ingest-bench, benches/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: o11y serve [flags]
 
