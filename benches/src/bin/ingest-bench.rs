@@ -627,12 +627,29 @@ fn main() -> Result<()> {
     };
     let server_cpu =
         |pids: &[u32]| -> f64 { pids.iter().filter_map(|p| cpu_secs_of_pid(*p)).sum() };
+    // Peak RSS while the load runs, sampled every 100 ms.
+    let peak = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop, pids) = (peak.clone(), stop.clone(), pids.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                for p in &pids {
+                    peak.fetch_max(rss_of_pid(*p).unwrap_or(0), Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
     let cpu0 = server_cpu(&pids);
     let own0 = own_cpu_secs();
     let out = Arc::new(Outcome::default());
     let requests = timed.len();
     let elapsed = send_all(&targets, &Arc::new(timed), args.connections, deadline, &out)?;
     let server_cpu_secs = server_cpu(&pids) - cpu0;
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let peak_rss = peak.load(Ordering::Relaxed);
     let sender_cpu_secs = own_cpu_secs() - own0;
     let acked = out.acked_samples.load(Ordering::Relaxed);
     let mut lat = std::mem::take(&mut *out.latencies_us.lock().expect("lock"));
@@ -667,6 +684,7 @@ fn main() -> Result<()> {
         "sender_cpu_secs": sender_cpu_secs,
         "load_average": std::fs::read_to_string("/proc/loadavg").ok().and_then(|l| l.split_whitespace().next().map(str::to_string)),
         "rss_bytes": rss,
+        "peak_rss_bytes_per_active_series": (peak_rss > 0).then(|| (peak_rss as f64 / active.max(1) as f64).round()),
         "rss_bytes_per_active_series": max_rss.map(|r| (r as f64 / active.max(1) as f64).round()),
     });
     println!("{result}");
