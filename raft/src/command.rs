@@ -112,16 +112,56 @@ impl Request {
 
     /// Decodes every command.
     pub fn decode(&self) -> Result<Vec<Command>, DecodeError> {
+        self.decode_reusing(&mut BatchPool::default())
+    }
+
+    /// Decodes every command, building metrics batches in the strings and vectors of batches
+    /// taken from `pool` (see [`BatchPool::recycle`]): the state machine decodes every entry it
+    /// applies, and reusing the previous entries' label strings saves an allocation and a free
+    /// per label name and value.
+    pub fn decode_reusing(&self, pool: &mut BatchPool) -> Result<Vec<Command>, DecodeError> {
         let mut r = Reader::new("request", &self.0);
         check_version(&mut r)?;
         let n = r.count(2)?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            out.push(Command::decode(&mut r)?);
+            out.push(Command::decode(&mut r, pool)?);
         }
         r.expect_end()?;
         Ok(out)
     }
+}
+
+/// Spare write batches whose allocations (series, label strings, samples) decoding reuses.
+#[derive(Default)]
+pub struct BatchPool {
+    spare: Vec<WriteBatch>,
+}
+
+impl BatchPool {
+    /// At most this many batches are kept.
+    const MAX: usize = 8;
+
+    /// Keeps the metrics batches of `commands` for reuse.
+    pub fn recycle(&mut self, commands: Vec<Command>) {
+        for c in commands {
+            if let Command::Metrics { batch, .. } = c {
+                if self.spare.len() < Self::MAX {
+                    self.spare.push(batch);
+                }
+            }
+        }
+    }
+
+    fn take(&mut self) -> WriteBatch {
+        self.spare.pop().unwrap_or_default()
+    }
+}
+
+/// Overwrites `dst` with `src`, reusing its buffer.
+fn set_str(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
 }
 
 fn check_version(r: &mut Reader<'_>) -> Result<(), DecodeError> {
@@ -213,41 +253,47 @@ impl Command {
         }
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
+    fn decode(r: &mut Reader<'_>, pool: &mut BatchPool) -> Result<Command, DecodeError> {
         match r.u8()? {
             KIND_METRICS => {
                 let tenant = r.str()?.to_string();
                 let received_ms = if r.bool()? { Some(r.varint()?) } else { None };
                 let n = r.count(2)?;
-                let mut series = Vec::with_capacity(n);
-                for _ in 0..n {
+                let mut batch = pool.take();
+                batch.received_ms = received_ms;
+                batch.series.truncate(n);
+                for i in 0..n {
+                    if i == batch.series.len() {
+                        batch.series.push(SeriesSamples::default());
+                    }
+                    let s = &mut batch.series[i];
                     let nl = r.count(2)?;
-                    let mut labels = Vec::with_capacity(nl);
-                    for _ in 0..nl {
+                    s.labels.truncate(nl);
+                    for j in 0..nl {
                         let name = r.str()?;
                         let value = r.str()?;
-                        labels.push(Label::new(name, value));
+                        match s.labels.get_mut(j) {
+                            Some(l) => {
+                                set_str(&mut l.name, name);
+                                set_str(&mut l.value, value);
+                            }
+                            None => s.labels.push(Label::new(name, value)),
+                        }
                     }
                     let ns = r.count(9)?;
-                    let mut samples = Vec::with_capacity(ns);
+                    s.samples.clear();
+                    s.samples.reserve(ns);
                     let mut t = 0i64;
-                    for i in 0..ns {
+                    for k in 0..ns {
                         let d = r.varint()?;
-                        t = if i == 0 { d } else { t.wrapping_add(d) };
-                        samples.push(Sample { t, v: 0.0 });
+                        t = if k == 0 { d } else { t.wrapping_add(d) };
+                        s.samples.push(Sample { t, v: 0.0 });
                     }
-                    for s in samples.iter_mut() {
-                        s.v = f64::from_bits(r.u64_le()?);
+                    for x in s.samples.iter_mut() {
+                        x.v = f64::from_bits(r.u64_le()?);
                     }
-                    series.push(SeriesSamples { labels, samples });
                 }
-                Ok(Command::Metrics {
-                    tenant,
-                    batch: WriteBatch {
-                        series,
-                        received_ms,
-                    },
-                })
+                Ok(Command::Metrics { tenant, batch })
             }
             KIND_DELETE => {
                 let tenant = r.str()?.to_string();
@@ -598,6 +644,20 @@ mod tests {
             let joined = Request::concat(&[Request::encode(&a), Request::encode(&b)]).unwrap();
             let all: Vec<Command> = a.iter().chain(b.iter()).cloned().collect();
             prop_assert_eq!(bits(&joined.decode().unwrap()), bits(&all));
+        }
+
+        #[test]
+        fn decoding_into_recycled_batches_gives_the_same_commands(
+            reqs in proptest::collection::vec(proptest::collection::vec(arb_command(), 0..4), 1..6),
+        ) {
+            // One pool across requests of different shapes: recycled batches with more series,
+            // labels or samples than the next command must not leak into it.
+            let mut pool = BatchPool::default();
+            for cmds in &reqs {
+                let decoded = Request::encode(cmds).decode_reusing(&mut pool).unwrap();
+                prop_assert_eq!(bits(&decoded), bits(cmds));
+                pool.recycle(decoded);
+            }
         }
 
         #[test]

@@ -27,7 +27,7 @@ pub mod sealed;
 pub mod sim;
 pub mod state_machine;
 
-pub use command::{Command, CommandResult, ItemRejection, Request, Response};
+pub use command::{BatchPool, Command, CommandResult, ItemRejection, Request, Response};
 pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
 pub use network::{PeerClient, Transport};
 pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};

@@ -47,7 +47,7 @@ use openraft::{
 use parking_lot::{Mutex, RwLock};
 
 use crate::codec::{self, put_str, put_u8, put_uvarint, Reader};
-use crate::command::{Command, CommandResult, ItemRejection, Response};
+use crate::command::{BatchPool, Command, CommandResult, ItemRejection, Response};
 use crate::log_store::crash_point;
 use crate::sealed::{self, SealedError};
 use crate::TypeConfig;
@@ -207,6 +207,8 @@ struct Shared {
     /// state and the log.
     durable: tokio::sync::watch::Sender<u64>,
     policy: Mutex<CheckpointPolicy>,
+    /// Batches of applied entries, reused to decode the next ones.
+    pool: Mutex<BatchPool>,
 }
 
 /// The state machine. Clones share it; one clone is owned by openraft, others serve reads.
@@ -291,6 +293,7 @@ impl StateMachine {
                     last_checkpoint: std::time::Instant::now(),
                 }),
                 policy: Mutex::new(CheckpointPolicy::default()),
+                pool: Mutex::new(BatchPool::default()),
                 gate: Mutex::new(()),
                 durable: tokio::sync::watch::Sender::new(last_applied.map_or(0, |l| l.index)),
             }),
@@ -364,7 +367,8 @@ impl StateMachine {
             EntryPayload::Normal(r) => r,
             EntryPayload::Blank | EntryPayload::Membership(_) => return Ok(Response::default()),
         };
-        let commands = match req.decode() {
+        let mut pool = self.shared.pool.lock();
+        let commands = match req.decode_reusing(&mut pool) {
             Ok(c) => c,
             Err(err) => {
                 // Validated before proposing, so this means a bug or a corrupt entry that passed
@@ -436,6 +440,8 @@ impl StateMachine {
                 },
             })
             .collect();
+        drop(ops);
+        pool.recycle(commands);
         Ok(Response { results })
     }
 
