@@ -19,7 +19,12 @@
 //!   2 delete series  tenant str · n matchers · (op u8 · name str · value str)... ·
 //!                    mint varint · maxt varint
 //!   3, 4             reserved for log lines and spans
+//!   5 metadata       tenant str · n entries · (metric str · type str · help str · unit str)...
 //! ```
+//!
+//! New command kinds get new numbers; the request version stays 1, so every entry written
+//! before a kind existed still decodes. (A node older than a kind cannot apply entries that
+//! carry it.)
 
 use bytes::Bytes;
 use o11y_tsdb::labels::{self, Label, LabelLimits};
@@ -27,10 +32,12 @@ use o11y_tsdb::matcher::{MatchOp, Matcher};
 use o11y_tsdb::{Rejection, Sample, SeriesSamples, WriteBatch};
 
 use crate::codec::{put_bytes, put_str, put_u8, put_uvarint, put_varint, DecodeError, Reader};
+use crate::metadata::MetadataEntry;
 
 const REQUEST_VERSION: u8 = 1;
 const KIND_METRICS: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_METADATA: u8 = 5;
 
 /// One write command.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +50,12 @@ pub enum Command {
         matchers: Vec<(MatchOp, String, String)>,
         mint: i64,
         maxt: i64,
+    },
+    /// Metric metadata for a tenant (last write wins per family name). Its result is
+    /// [`CommandResult::Written`] with no samples.
+    Metadata {
+        tenant: String,
+        entries: Vec<MetadataEntry>,
     },
 }
 
@@ -160,6 +173,14 @@ impl Command {
                         .sum::<usize>()
             }
             Command::DeleteSeries { matchers, .. } => 64 + matchers.len() * 32,
+            Command::Metadata { tenant, entries } => {
+                tenant.len()
+                    + 8
+                    + entries
+                        .iter()
+                        .map(|e| 8 + e.metric.len() + e.kind.len() + e.help.len() + e.unit.len())
+                        .sum::<usize>()
+            }
         }
     }
 
@@ -209,6 +230,17 @@ impl Command {
                 }
                 put_varint(b, *mint);
                 put_varint(b, *maxt);
+            }
+            Command::Metadata { tenant, entries } => {
+                put_u8(b, KIND_METADATA);
+                put_str(b, tenant);
+                put_uvarint(b, entries.len() as u64);
+                for e in entries {
+                    put_str(b, &e.metric);
+                    put_str(b, &e.kind);
+                    put_str(b, &e.help);
+                    put_str(b, &e.unit);
+                }
             }
         }
     }
@@ -273,6 +305,20 @@ impl Command {
                     mint,
                     maxt,
                 })
+            }
+            KIND_METADATA => {
+                let tenant = r.str()?.to_string();
+                let n = r.count(4)?;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    entries.push(MetadataEntry {
+                        metric: r.str()?.to_string(),
+                        kind: r.str()?.to_string(),
+                        help: r.str()?.to_string(),
+                        unit: r.str()?.to_string(),
+                    });
+                }
+                Ok(Command::Metadata { tenant, entries })
             }
             k => Err(r.err(format!("unknown command kind {k}"))),
         }
@@ -472,6 +518,36 @@ pub fn validate(command: Command, limits: &LabelLimits) -> Validated {
                 refused: None,
             }
         }
+        Command::Metadata { tenant, entries } => {
+            if let Err(e) = o11y_tsdb::validate_tenant(&tenant) {
+                return refused(e.to_string());
+            }
+            let mut kept = Vec::with_capacity(entries.len());
+            let mut rejections = Vec::new();
+            let mut valid = Vec::with_capacity(entries.len());
+            for (i, e) in entries.into_iter().enumerate() {
+                match e.validated() {
+                    Ok(e) => {
+                        kept.push(i as u32);
+                        valid.push(e);
+                    }
+                    Err(reason) => rejections.push(ItemRejection {
+                        series: i as u32,
+                        sample: None,
+                        reason,
+                    }),
+                }
+            }
+            Validated {
+                command: (!valid.is_empty()).then_some(Command::Metadata {
+                    tenant,
+                    entries: valid,
+                }),
+                kept,
+                rejections,
+                refused: None,
+            }
+        }
     }
 }
 
@@ -556,6 +632,25 @@ mod tests {
                         .collect(),
                     mint,
                     maxt,
+                }),
+            (
+                "[a-z]{0,6}",
+                proptest::collection::vec(
+                    ("[a-z_]{0,8}", "[a-z]{0,8}", "\\PC{0,12}", "[a-z]{0,4}"),
+                    0..4
+                )
+            )
+                .prop_map(|(tenant, es)| Command::Metadata {
+                    tenant,
+                    entries: es
+                        .into_iter()
+                        .map(|(metric, kind, help, unit)| MetadataEntry {
+                            metric,
+                            kind,
+                            help,
+                            unit
+                        })
+                        .collect(),
                 }),
         ]
     }
