@@ -697,6 +697,57 @@ mod tests {
         }
     }
 
+    /// Entries written before the metadata kind existed decode unchanged (the request version
+    /// stays 1; new kinds only add numbers), and a metadata command's bytes are frozen too.
+    #[test]
+    fn encodings_are_frozen() {
+        let old: &[u8] = &[
+            1, 2, // version 1, two commands
+            1, 1, b't', 0, // metrics: tenant "t", no received_ms
+            1, 1, 1, b'a', 1, b'b', // one series, labels {a="b"}
+            1, 10, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // one sample: t=5 (zig-zag), v=1.0 LE
+            2, 1, b't', 1, 0, 1, b'a', 1, b'b', 0, 20, // delete: t, a="b", [0, 10]
+        ];
+        let cmds = Request::from_encoded(Bytes::from_static(old))
+            .decode()
+            .unwrap();
+        assert_eq!(
+            cmds,
+            vec![
+                Command::Metrics {
+                    tenant: "t".into(),
+                    batch: WriteBatch {
+                        series: vec![SeriesSamples {
+                            labels: vec![Label::new("a", "b")],
+                            samples: vec![Sample { t: 5, v: 1.0 }],
+                        }],
+                        received_ms: None,
+                    },
+                },
+                Command::DeleteSeries {
+                    tenant: "t".into(),
+                    matchers: vec![(MatchOp::Equal, "a".into(), "b".into())],
+                    mint: 0,
+                    maxt: 10,
+                },
+            ]
+        );
+        assert_eq!(Request::encode(&cmds).as_bytes().as_ref(), old);
+        let meta = Command::Metadata {
+            tenant: "t".into(),
+            entries: vec![MetadataEntry {
+                metric: "up".into(),
+                kind: "gauge".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        assert_eq!(
+            Request::encode(&[meta]).as_bytes().as_ref(),
+            &[1, 1, 5, 1, b't', 1, 2, b'u', b'p', 5, b'g', b'a', b'u', b'g', b'e', 1, b'h', 0]
+        );
+    }
+
     #[test]
     fn responses_round_trip() {
         let r = Response {

@@ -63,13 +63,16 @@ async fn raw(
 }
 
 /// The samples of each series the fixture db holds for the matchers, as the tsdb sees them.
-fn expected(db: &o11y_tsdb::Db, ms: &[Matcher]) -> Vec<(String, Vec<(i64, f64)>)> {
+fn expected(db: &o11y_tsdb::Db, ms: &[Matcher]) -> SeriesData {
     db.select(DEFAULT_TENANT, ms, T0, T0 + 3_600_000)
         .unwrap()
         .iter()
         .map(|s| (s.labels().to_string(), s.samples().unwrap()))
         .collect()
 }
+
+/// Series as (labels, samples).
+type SeriesData = Vec<(String, Vec<(i64, f64)>)>;
 
 fn labels_string(ls: &[crate::remote_write::proto::Label]) -> String {
     o11y_tsdb::labels::Labels::from_pairs(ls.iter().map(|l| (l.name.clone(), l.value.clone())))
@@ -115,7 +118,7 @@ async fn samples_responses_follow_every_matcher_type() {
     assert_eq!(want[0].len(), 1);
     assert_eq!(want[1].len(), 1);
     for (res, want) in resp.results.iter().zip(want) {
-        let got: Vec<(String, Vec<(i64, f64)>)> = res
+        let got: SeriesData = res
             .timeseries
             .iter()
             .map(|ts| {
@@ -145,7 +148,7 @@ async fn streamed_responses_carry_xor_chunks_per_query() {
     assert_eq!(headers[header::CONTENT_TYPE], CONTENT_TYPE_STREAMED);
     assert!(headers.get(header::CONTENT_ENCODING).is_none());
     let frames = read_frames(&body, 1 << 20).unwrap();
-    let mut got: Vec<Vec<(String, Vec<(i64, f64)>)>> = vec![Vec::new(), Vec::new()];
+    let mut got: Vec<SeriesData> = vec![Vec::new(), Vec::new()];
     for f in frames {
         for s in f.chunked_series {
             let mut samples = Vec::new();

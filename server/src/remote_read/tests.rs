@@ -171,10 +171,11 @@ fn the_sample_limit_is_per_query() {
     );
 }
 
-fn decode_series(
-    frames: &[proto::ChunkedReadResponse],
-) -> Vec<(i64, Vec<String>, Vec<(i64, f64)>)> {
-    let mut out: Vec<(i64, Vec<String>, Vec<(i64, f64)>)> = Vec::new();
+/// Series read back from frames: (query index, labels, samples).
+type Decoded = Vec<(i64, Vec<String>, Vec<(i64, f64)>)>;
+
+fn decode_series(frames: &[proto::ChunkedReadResponse]) -> Decoded {
+    let mut out: Decoded = Vec::new();
     for f in frames {
         assert_eq!(f.chunked_series.len(), 1, "one series per frame");
         let s = &f.chunked_series[0];
