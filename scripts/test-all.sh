@@ -21,6 +21,19 @@ if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
     echo "could not install ${missing[*]}; the tests that need them skip or fail with a message"
 fi
 
+# Real-client tests: Prometheus (with promtool) and node-exporter from Debian (remote_write,
+# remote_read and promtool against o11y). Without them those tests skip, unless
+# O11Y_REQUIRE_CLIENTS=1 (set below, so CI fails instead of skipping).
+clients=()
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || clients+=(prometheus)
+[ -x /usr/bin/prometheus-node-exporter ] || clients+=(prometheus-node-exporter)
+if [ ${#clients[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y --no-install-recommends "${clients[@]}" >/dev/null 2>&1 ||
+    (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "${clients[@]}" >/dev/null 2>&1) ||
+    echo "could not install ${clients[*]}; the real-client tests will fail"
+fi
+export O11Y_REQUIRE_CLIENTS="${O11Y_REQUIRE_CLIENTS:-1}"
+
 cargo test --workspace --all-targets
 cargo test --workspace --doc
 # The fuzz crate lives outside the workspace (cargo-fuzz needs nightly to run it); make sure its

@@ -19,7 +19,12 @@
 //!   2 delete series  tenant str · n matchers · (op u8 · name str · value str)... ·
 //!                    mint varint · maxt varint
 //!   3, 4             reserved for log lines and spans
+//!   5 metadata       tenant str · n entries · (metric str · type str · help str · unit str)...
 //! ```
+//!
+//! New command kinds get new numbers; the request version stays 1, so every entry written
+//! before a kind existed still decodes. (A node older than a kind cannot apply entries that
+//! carry it.)
 
 use bytes::Bytes;
 use o11y_tsdb::labels::{self, Label, LabelLimits};
@@ -27,10 +32,12 @@ use o11y_tsdb::matcher::{MatchOp, Matcher};
 use o11y_tsdb::{Rejection, Sample, SeriesSamples, WriteBatch};
 
 use crate::codec::{put_bytes, put_str, put_u8, put_uvarint, put_varint, DecodeError, Reader};
+use crate::metadata::MetadataEntry;
 
 const REQUEST_VERSION: u8 = 1;
 const KIND_METRICS: u8 = 1;
 const KIND_DELETE: u8 = 2;
+const KIND_METADATA: u8 = 5;
 
 /// One write command.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +50,12 @@ pub enum Command {
         matchers: Vec<(MatchOp, String, String)>,
         mint: i64,
         maxt: i64,
+    },
+    /// Metric metadata for a tenant (last write wins per family name). Its result is
+    /// [`CommandResult::Written`] with no samples.
+    Metadata {
+        tenant: String,
+        entries: Vec<MetadataEntry>,
     },
 }
 
@@ -200,6 +213,14 @@ impl Command {
                         .sum::<usize>()
             }
             Command::DeleteSeries { matchers, .. } => 64 + matchers.len() * 32,
+            Command::Metadata { tenant, entries } => {
+                tenant.len()
+                    + 8
+                    + entries
+                        .iter()
+                        .map(|e| 8 + e.metric.len() + e.kind.len() + e.help.len() + e.unit.len())
+                        .sum::<usize>()
+            }
         }
     }
 
@@ -249,6 +270,17 @@ impl Command {
                 }
                 put_varint(b, *mint);
                 put_varint(b, *maxt);
+            }
+            Command::Metadata { tenant, entries } => {
+                put_u8(b, KIND_METADATA);
+                put_str(b, tenant);
+                put_uvarint(b, entries.len() as u64);
+                for e in entries {
+                    put_str(b, &e.metric);
+                    put_str(b, &e.kind);
+                    put_str(b, &e.help);
+                    put_str(b, &e.unit);
+                }
             }
         }
     }
@@ -319,6 +351,20 @@ impl Command {
                     mint,
                     maxt,
                 })
+            }
+            KIND_METADATA => {
+                let tenant = r.str()?.to_string();
+                let n = r.count(4)?;
+                let mut entries = Vec::with_capacity(n);
+                for _ in 0..n {
+                    entries.push(MetadataEntry {
+                        metric: r.str()?.to_string(),
+                        kind: r.str()?.to_string(),
+                        help: r.str()?.to_string(),
+                        unit: r.str()?.to_string(),
+                    });
+                }
+                Ok(Command::Metadata { tenant, entries })
             }
             k => Err(r.err(format!("unknown command kind {k}"))),
         }
@@ -523,6 +569,36 @@ pub fn validate(command: Command, limits: &LabelLimits) -> Validated {
                 refused: None,
             }
         }
+        Command::Metadata { tenant, entries } => {
+            if let Err(e) = o11y_tsdb::validate_tenant(&tenant) {
+                return refused(e.to_string());
+            }
+            let mut kept = Vec::with_capacity(entries.len());
+            let mut rejections = Vec::new();
+            let mut valid = Vec::with_capacity(entries.len());
+            for (i, e) in entries.into_iter().enumerate() {
+                match e.validated() {
+                    Ok(e) => {
+                        kept.push(i as u32);
+                        valid.push(e);
+                    }
+                    Err(reason) => rejections.push(ItemRejection {
+                        series: i as u32,
+                        sample: None,
+                        reason,
+                    }),
+                }
+            }
+            Validated {
+                command: (!valid.is_empty()).then_some(Command::Metadata {
+                    tenant,
+                    entries: valid,
+                }),
+                kept,
+                rejections,
+                refused: None,
+            }
+        }
     }
 }
 
@@ -608,6 +684,25 @@ mod tests {
                     mint,
                     maxt,
                 }),
+            (
+                "[a-z]{0,6}",
+                proptest::collection::vec(
+                    ("[a-z_]{0,8}", "[a-z]{0,8}", "\\PC{0,12}", "[a-z]{0,4}"),
+                    0..4
+                )
+            )
+                .prop_map(|(tenant, es)| Command::Metadata {
+                    tenant,
+                    entries: es
+                        .into_iter()
+                        .map(|(metric, kind, help, unit)| MetadataEntry {
+                            metric,
+                            kind,
+                            help,
+                            unit
+                        })
+                        .collect(),
+                }),
         ]
     }
 
@@ -665,6 +760,57 @@ mod tests {
             let _ = Request::from_encoded(Bytes::from(data.clone())).decode();
             let _ = Response::decode(&data);
         }
+    }
+
+    /// Entries written before the metadata kind existed decode unchanged (the request version
+    /// stays 1; new kinds only add numbers), and a metadata command's bytes are frozen too.
+    #[test]
+    fn encodings_are_frozen() {
+        let old: &[u8] = &[
+            1, 2, // version 1, two commands
+            1, 1, b't', 0, // metrics: tenant "t", no received_ms
+            1, 1, 1, b'a', 1, b'b', // one series, labels {a="b"}
+            1, 10, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // one sample: t=5 (zig-zag), v=1.0 LE
+            2, 1, b't', 1, 0, 1, b'a', 1, b'b', 0, 20, // delete: t, a="b", [0, 10]
+        ];
+        let cmds = Request::from_encoded(Bytes::from_static(old))
+            .decode()
+            .unwrap();
+        assert_eq!(
+            cmds,
+            vec![
+                Command::Metrics {
+                    tenant: "t".into(),
+                    batch: WriteBatch {
+                        series: vec![SeriesSamples {
+                            labels: vec![Label::new("a", "b")],
+                            samples: vec![Sample { t: 5, v: 1.0 }],
+                        }],
+                        received_ms: None,
+                    },
+                },
+                Command::DeleteSeries {
+                    tenant: "t".into(),
+                    matchers: vec![(MatchOp::Equal, "a".into(), "b".into())],
+                    mint: 0,
+                    maxt: 10,
+                },
+            ]
+        );
+        assert_eq!(Request::encode(&cmds).as_bytes().as_ref(), old);
+        let meta = Command::Metadata {
+            tenant: "t".into(),
+            entries: vec![MetadataEntry {
+                metric: "up".into(),
+                kind: "gauge".into(),
+                help: "h".into(),
+                unit: String::new(),
+            }],
+        };
+        assert_eq!(
+            Request::encode(&[meta]).as_bytes().as_ref(),
+            &[1, 1, 5, 1, b't', 1, 2, b'u', b'p', 5, b'g', b'a', b'u', b'g', b'e', 1, b'h', 0]
+        );
     }
 
     #[test]

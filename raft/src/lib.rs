@@ -13,6 +13,7 @@
 //! - [`codec`]: the binary encoding of openraft's types and RPCs.
 //! - [`log_store`]: the segment log (`RaftLogStorage`).
 //! - [`state_machine`]: applies entries to the engines; snapshots from hard links.
+//! - [`metadata`]: replicated metric metadata (type, help, unit per family).
 //! - [`network`]: tonic gRPC between nodes (append-entries, vote, snapshot streaming,
 //!   forwarded proposals, admin).
 //! - [`node`]: a running node: open, bootstrap, join, propose, read, membership, shutdown.
@@ -21,6 +22,7 @@
 pub mod codec;
 pub mod command;
 pub mod log_store;
+pub mod metadata;
 pub mod network;
 pub mod node;
 pub mod sealed;
@@ -29,6 +31,7 @@ pub mod state_machine;
 
 pub use command::{BatchPool, Command, CommandResult, ItemRejection, Request, Response};
 pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
+pub use metadata::{MetadataEntry, MetadataStore};
 pub use network::{PeerClient, Transport};
 pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};
 pub use sim::SimRouter;

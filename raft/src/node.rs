@@ -228,6 +228,11 @@ impl RaftNode {
         self.sm.db()
     }
 
+    /// The replicated metric metadata of this node's state machine.
+    pub fn metadata(&self) -> Arc<crate::metadata::MetadataStore> {
+        self.sm.metadata()
+    }
+
     /// Makes this node a one-member cluster if it has never been initialized. Idempotent.
     pub async fn bootstrap(&self) -> Result<(), NodeError> {
         if self

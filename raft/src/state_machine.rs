@@ -6,14 +6,17 @@
 //! <dir>/engine-<seq:016x>/tsdb/      the metrics engine (o11y-tsdb data directory)
 //! <dir>/engine-<seq:016x>/APPLIED    sealed: last applied log id + membership at the engine's
 //!                                    last checkpoint
+//! <dir>/engine-<seq:016x>/METADATA   sealed: metric metadata as of APPLIED (crate::metadata)
 //! <dir>/snapshots/<id>/tsdb/...      a snapshot: hard links to the engine's immutable files
 //! <dir>/snapshots/<id>/META          sealed: snapshot meta + file list (path, length, mutable)
+//! <dir>/snapshots/<id>/METADATA      sealed: metric metadata (listed as a snapshot file)
 //! <dir>/incoming/<id>/               a snapshot being received from the leader
 //! ```
 //!
 //! Apply: each entry's commands go to `Db::apply_ops` under the entry's log index, so every node
 //! applying the same log reaches the same engine state, and re-applying an entry after a crash
-//! is a no-op. Membership entries update the stored membership. An engine I/O error is fatal
+//! is a no-op. Metadata commands go to the [`MetadataStore`] (last write wins, so replaying
+//! them is harmless too). Membership entries update the stored membership. An engine I/O error is fatal
 //! (openraft stops the node; it recovers from its log on restart).
 //!
 //! Persistence: the engine records the applied index in its own checkpoint; `APPLIED` records
@@ -49,12 +52,15 @@ use parking_lot::{Mutex, RwLock};
 use crate::codec::{self, put_str, put_u8, put_uvarint, Reader};
 use crate::command::{BatchPool, Command, CommandResult, ItemRejection, Response};
 use crate::log_store::crash_point;
+use crate::metadata::MetadataStore;
 use crate::sealed::{self, SealedError};
 use crate::TypeConfig;
 
 const CURRENT_MAGIC: &[u8; 8] = b"O11YSMCR";
 const APPLIED_MAGIC: &[u8; 8] = b"O11YSMAP";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"O11YSNAP";
+/// Name of the metric metadata file in an engine directory and in a snapshot.
+const METADATA_FILE: &str = "METADATA";
 
 /// State machine errors.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +204,8 @@ struct Shared {
     dir: PathBuf,
     opts: Options,
     db: RwLock<Arc<Db>>,
+    /// Metric metadata; replaced in place by a snapshot install.
+    metadata: Arc<MetadataStore>,
     state: Mutex<SmState>,
     /// Held while applying entries and while a snapshot copies the engine: a snapshot sees
     /// exactly the entries up to its last log id.
@@ -267,6 +275,8 @@ impl StateMachine {
         }
         let edir = engine_dir(&dir, engine_seq);
         let db = Db::open(edir.join("tsdb"), opts.clone())?;
+        let metadata = Arc::new(MetadataStore::new());
+        metadata.load(&edir.join(METADATA_FILE))?;
         let (last_applied, membership) = match read_sealed(&edir.join("APPLIED"), APPLIED_MAGIC)? {
             Some(b) => {
                 let mut r = Reader::new("applied state", &b);
@@ -284,6 +294,7 @@ impl StateMachine {
                 dir,
                 opts,
                 db: RwLock::new(Arc::new(db)),
+                metadata,
                 state: Mutex::new(SmState {
                     last_applied,
                     membership,
@@ -313,6 +324,11 @@ impl StateMachine {
     /// The live metrics engine (replaced when a snapshot is installed).
     pub fn db(&self) -> Arc<Db> {
         self.shared.db.read().clone()
+    }
+
+    /// The replicated metric metadata (the same object for the life of the state machine).
+    pub fn metadata(&self) -> Arc<MetadataStore> {
+        self.shared.metadata.clone()
     }
 
     /// The last applied log id.
@@ -345,14 +361,16 @@ impl StateMachine {
             st.last_checkpoint = std::time::Instant::now();
             (st.last_applied, st.membership.clone(), st.engine_seq)
         };
+        // Metadata first: after a crash between the two files, the log replays from APPLIED
+        // over newer metadata, which last-wins writes bring to the same end state.
+        let edir = engine_dir(&self.shared.dir, seq);
+        self.shared
+            .metadata
+            .save(&edir.join(METADATA_FILE), false)?;
         let mut b = Vec::new();
         codec::put_opt_log_id(&mut b, &la);
         codec::put_stored_membership(&mut b, &m);
-        write_sealed(
-            &engine_dir(&self.shared.dir, seq).join("APPLIED"),
-            APPLIED_MAGIC,
-            &b,
-        )?;
+        write_sealed(&edir.join("APPLIED"), APPLIED_MAGIC, &b)?;
         let idx = la.map_or(0, |l| l.index);
         self.shared.durable.send_if_modified(|d| {
             let up = idx > *d;
@@ -389,11 +407,12 @@ impl StateMachine {
                     .map(|(op, n, v)| Matcher::new(*op, n.as_str(), v.as_str()))
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| e.to_string()),
-                Command::Metrics { .. } => Ok(Vec::new()),
+                Command::Metrics { .. } | Command::Metadata { .. } => Ok(Vec::new()),
             });
         }
         let mut ops = Vec::with_capacity(commands.len());
-        let mut slots = Vec::with_capacity(commands.len());
+        // Per command: Ok(index into ops) for engine work, Err(result) when already decided.
+        let mut slots: Vec<Result<usize, CommandResult>> = Vec::with_capacity(commands.len());
         for (c, m) in commands.iter().zip(&matchers) {
             match (c, m) {
                 (Command::Metrics { tenant, batch }, _) => {
@@ -414,14 +433,26 @@ impl StateMachine {
                         maxt: *maxt,
                     });
                 }
-                (Command::DeleteSeries { .. }, Err(reason)) => slots.push(Err(reason.clone())),
+                (Command::DeleteSeries { .. }, Err(reason)) => {
+                    slots.push(Err(CommandResult::Refused {
+                        reason: reason.clone(),
+                    }))
+                }
+                (Command::Metadata { tenant, entries }, _) => {
+                    self.shared.metadata.apply(tenant, entries);
+                    slots.push(Err(CommandResult::Written {
+                        samples_accepted: 0,
+                        series_created: 0,
+                        rejections: Vec::new(),
+                    }));
+                }
             }
         }
         let outcomes = db.apply_ops(&ops, e.log_id.index)?;
         let results = slots
             .into_iter()
             .map(|s| match s {
-                Err(reason) => CommandResult::Refused { reason },
+                Err(decided) => decided,
                 Ok(i) => match &outcomes[i] {
                     Err(err) => CommandResult::Refused {
                         reason: err.to_string(),
@@ -478,7 +509,7 @@ impl StateMachine {
             });
         }
         self.write_applied()?;
-        let files: Vec<SnapshotFileInfo> = files
+        let mut files: Vec<SnapshotFileInfo> = files
             .into_iter()
             .map(|f| SnapshotFileInfo {
                 path: format!("tsdb/{}", f.path.to_string_lossy()),
@@ -486,6 +517,13 @@ impl StateMachine {
                 mutable: f.mutable,
             })
             .collect();
+        let mpath = tmp.join(METADATA_FILE);
+        sh.metadata.save(&mpath, true)?;
+        files.push(SnapshotFileInfo {
+            path: METADATA_FILE.to_string(),
+            len: fs::metadata(&mpath).map_err(|e| io_err(&mpath, e))?.len(),
+            mutable: false,
+        });
         let meta = SnapshotMeta {
             last_log_id: la,
             last_membership: m,
@@ -617,6 +655,8 @@ impl StateMachine {
         )?;
         crash_point("install-after-switch");
         let db = Db::open(edir.join("tsdb"), sh.opts.clone())?;
+        // Snapshots from before metadata was kept have no file: no metadata.
+        sh.metadata.load(&edir.join(METADATA_FILE))?;
         {
             let mut st = sh.state.lock();
             st.engine_seq = new_seq;

@@ -13,7 +13,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use o11y_query::promql::Engine;
-use o11y_raft::{Command, CommandResult, RaftNode};
+use o11y_raft::{Command, CommandResult, MetadataStore, RaftNode};
 use o11y_tsdb::Db;
 
 use crate::api::{ApiError, Deleter, ErrorType, ServerInfo};
@@ -50,6 +50,8 @@ pub struct AppState {
     pub deleter: Option<Deleter>,
     /// Build information, start time and flags reported by `/api/v1/status/*`.
     pub info: Arc<ServerInfo>,
+    /// Metric metadata (replicated by the Raft state machine; empty for a read-only state).
+    pub metadata: Arc<MetadataStore>,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             }),
             deleter: None,
             info: Arc::new(ServerInfo::default()),
+            metadata: Arc::new(MetadataStore::new()),
         }
     }
 
@@ -119,6 +122,7 @@ impl AppState {
             writer,
             deleter: Some(deleter),
             info: Arc::new(ServerInfo::default()),
+            metadata: node.metadata(),
         }
     }
 

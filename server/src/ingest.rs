@@ -3,7 +3,8 @@
 //! ```text
 //!   body ─► negotiate (Content-Type / Content-Encoding / version header; 415 if unknown)
 //!        ─► remote_write::decode (snappy, protobuf; bad series set aside, the rest kept)
-//!        ─► RaftNode::propose(Command::Metrics) ─► committed on a quorum and applied
+//!        ─► RaftNode::propose(Command::Metrics, and Command::Metadata for metadata this
+//!           node does not hold yet) ─► committed on a quorum and applied
 //!        ─► 204, or 400 naming the rejected items (the valid ones are written),
 //!           or 503 when the cluster cannot accept writes now (senders retry)
 //! ```
@@ -14,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use o11y_raft::{Command, CommandResult};
+use o11y_raft::{Command, CommandResult, MetadataEntry};
 use o11y_tsdb::DEFAULT_TENANT;
 
 use crate::app::AppState;
@@ -77,17 +78,46 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     batch.received_ms = Some(now_ms);
+    // Metadata (1.0: its own field, sent every minute by Prometheus; 2.0: on each series) is
+    // proposed only when it would change what the cluster holds, so steady traffic does not
+    // repeat it in the log. Malformed entries are dropped: metadata is descriptive only.
+    let metadata: Vec<MetadataEntry> = decoded
+        .metadata
+        .into_iter()
+        .filter_map(|m| {
+            MetadataEntry {
+                metric: m.metric_family,
+                kind: m.metric_type.as_str().to_string(),
+                help: m.help,
+                unit: m.unit,
+            }
+            .validated()
+            .ok()
+        })
+        .collect();
+    let metadata = state.metadata.changes(DEFAULT_TENANT, metadata);
+    let mut commands = Vec::with_capacity(2);
+    let has_samples = !batch.series.is_empty();
+    if has_samples {
+        commands.push(Command::Metrics {
+            tenant: DEFAULT_TENANT.to_string(),
+            batch,
+        });
+    }
+    if !metadata.is_empty() {
+        commands.push(Command::Metadata {
+            tenant: DEFAULT_TENANT.to_string(),
+            entries: metadata,
+        });
+    }
     let mut written = 0u64;
-    if !batch.series.is_empty() {
-        let results = state
-            .write(vec![Command::Metrics {
-                tenant: DEFAULT_TENANT.to_string(),
-                batch,
-            }])
-            .await;
+    if !commands.is_empty() {
+        let results = state.write(commands).await;
         match results {
             Ok(results) => {
-                for r in results {
+                // The samples' result comes first; the metadata's (if any) has nothing to
+                // report to the sender.
+                for r in results.into_iter().take(usize::from(has_samples)) {
                     match r {
                         CommandResult::Written {
                             samples_accepted,

@@ -3,14 +3,17 @@
 //! ```text
 //!   POST /api/v1/write ─► remote_write (decode) ─► RaftNode::propose ─► engines on every node
 //!   GET|POST /api/v1/query… ─► api::prom ─► o11y-query Engine ─► tsdb (this node's copy)
+//!   POST /api/v1/read ─► api::read ─► tsdb (this node's copy) ─► samples or XOR chunk frames
 //! ```
 //!
-//! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`api`] (the
+//! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`remote_read`]
+//! (remote read requests and responses, XOR chunks), [`api`] (the
 //! Prometheus HTTP API), [`ingest`] (the remote_write handler), [`app`] (shared state and the
 //! router), [`serve`] (starting and stopping a node).
 
 pub mod api;
 pub mod app;
 pub mod ingest;
+pub mod remote_read;
 pub mod remote_write;
 pub mod serve;

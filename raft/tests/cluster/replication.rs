@@ -187,3 +187,66 @@ async fn removing_a_node_shrinks_the_cluster_and_writes_go_on() {
     propose_retry(&c.node(leader), write(2, 2000)).await;
     assert_eq!(c.wait_converged(&rest).await.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_is_replicated_kept_across_restarts_and_sent_in_snapshots() {
+    use o11y_raft::MetadataEntry;
+    let entry = |metric: &str, kind: &str, help: &str| MetadataEntry {
+        metric: metric.into(),
+        kind: kind.into(),
+        help: help.into(),
+        unit: String::new(),
+    };
+    // Snapshots every 20 entries: the metadata entries are purged from the log, so a restart
+    // and a new node can only get them from the METADATA file and the snapshot.
+    let c = Cluster::start(3, 20).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    let follower = [1, 2, 3].into_iter().find(|i| *i != leader).unwrap();
+    let meta = Command::Metadata {
+        tenant: DEFAULT_TENANT.into(),
+        entries: vec![
+            entry("up", "gauge", "old help"),
+            entry("up", "gauge", "1 if the target is up"),
+            entry("http_requests_total", "counter", "requests"),
+            entry("", "counter", "no family name"),
+        ],
+    };
+    let r = propose_retry(&c.node(follower), meta).await;
+    match &r[0] {
+        CommandResult::Written { rejections, .. } => {
+            assert_eq!(rejections.len(), 1, "{r:?}");
+            assert_eq!(rejections[0].series, 3);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let want = vec![
+        entry("http_requests_total", "counter", "requests"),
+        entry("up", "gauge", "1 if the target is up"),
+    ];
+    for id in [1, 2, 3] {
+        let n = c.node(id);
+        wait_until("every node applied the metadata", || {
+            n.metadata().list(DEFAULT_TENANT) == want
+        })
+        .await;
+    }
+    for key in 0..80u64 {
+        propose_retry(&c.node(leader), write(key, 1000 + key as i64)).await;
+    }
+    wait_until("the leader purged its log behind a snapshot", || {
+        c.node(leader).raft().metrics().borrow().purged.is_some()
+    })
+    .await;
+    c.wait_converged(&[1, 2, 3]).await;
+    c.crash(follower).await;
+    let n = c.open(follower).await;
+    wait_until("the restarted node has the metadata back", || {
+        n.metadata().list(DEFAULT_TENANT) == want
+    })
+    .await;
+    c.open(4).await;
+    c.node(leader).add_learner(4, "sim-4").await.unwrap();
+    c.wait_converged(&[1, 2, 3, 4]).await;
+    assert!(c.node(4).raft().metrics().borrow().snapshot.is_some());
+    assert_eq!(c.node(4).metadata().list(DEFAULT_TENANT), want);
+}

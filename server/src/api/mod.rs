@@ -5,14 +5,17 @@
 //!   GET|POST /api/v1/query, query_range ─► params ─► spawn_blocking(Engine over this node's
 //!            tsdb, DEFAULT_TENANT) ─► json (QueryData, warnings/infos from annotations)
 //!   GET|POST /api/v1/series, labels; GET label/{name}/values ─► Db::select/label_names/values
-//!   GET      /api/v1/status/{buildinfo,flags,runtimeinfo,tsdb,config,walreplay}, metadata,
+//!   GET      /api/v1/metadata ─► AppState::metadata (replicated through Raft from
+//!            remote_write metadata; `limit`, `limit_per_metric`, `metric`)
+//!   GET      /api/v1/status/{buildinfo,flags,runtimeinfo,tsdb,config,walreplay},
 //!            targets, rules, alerts, alertmanagers; GET|POST query_exemplars, format_query
+//!   POST     /api/v1/read ─► read (remote read: SAMPLES or STREAMED_XOR_CHUNKS)
 //!   POST|PUT /api/v1/admin/tsdb/delete_series ─► AppState::deleter (a replicated write)
 //!            /api/v1/admin/tsdb/clean_tombstones ─► Db::clean_tombstones (local rewrite)
 //! ```
 //!
 //! Modules: [`params`] (form values, times, durations, `limit`, `match[]`), [`json`]
-//! (envelopes, errors, value encoding), `prom` (the handlers).
+//! (envelopes, errors, value encoding), `prom` (the handlers), [`read`] (remote read).
 //!
 //! Wiring: build an [`AppState`] (`AppState::new(db, engine)` gives a read-only API), set
 //! `deleter` to a [`Deleter`] that proposes `DeleteSeries` through Raft to enable the admin
@@ -22,11 +25,16 @@
 //!
 //! Differences from Prometheus: no `stats=all` query statistics, no native histograms in
 //! results (the engine has none), `format_query` prints the one-line form rather than
-//! `Pretty`, and metadata, exemplars, targets, rules and alerts are always empty.
+//! `Pretty`, exemplars, targets (and their metadata), rules and alerts are always empty, and
+//! metric metadata holds one entry per family (the last one received; Prometheus lists each
+//! distinct entry its targets expose).
 
 pub mod json;
 pub mod params;
 mod prom;
+pub mod read;
+#[cfg(test)]
+mod read_tests;
 #[cfg(test)]
 mod tests;
 
@@ -110,8 +118,9 @@ impl Default for ServerInfo {
     }
 }
 
-/// The Prometheus API routes, with `state`.
+/// The Prometheus API routes, with `state` (remote read with its default limits).
 pub fn router(state: AppState) -> Router {
+    let remote_read = read::router(state.clone(), read::ReadOptions::default());
     Router::new()
         .route("/api/v1/query", get(prom::query).post(prom::query))
         .route(
@@ -150,4 +159,5 @@ pub fn router(state: AppState) -> Router {
             post(prom::clean_tombstones).put(prom::clean_tombstones),
         )
         .with_state(state)
+        .merge(remote_read)
 }

@@ -348,9 +348,56 @@ pub async fn label_values(
     .await
 }
 
-/// `GET /api/v1/metadata`: no metric metadata is stored yet.
-pub async fn metadata() -> ApiResult {
-    Ok(Success::new("{}".into()))
+/// One metadata entry as `/api/v1/metadata` shows it.
+#[derive(Serialize)]
+struct MetadataJson {
+    r#type: String,
+    help: String,
+    unit: String,
+}
+
+/// A signed integer parameter as Go's `strconv.Atoi` reads it (-1 when absent).
+fn int_param(f: &Form, name: &str) -> Result<i64, ApiError> {
+    let s = f.value(name);
+    if s.is_empty() {
+        return Ok(-1);
+    }
+    s.parse::<i64>()
+        .map_err(|_| ApiError::bad_data(format!("{name} must be a number")))
+}
+
+/// `GET /api/v1/metadata`: the metric metadata received through remote_write (replicated, so
+/// every node answers the same), one entry per family. `metric` selects one family; `limit`
+/// caps the families (negative: no cap; 0: none), `limit_per_metric` the entries per family
+/// (positive values only), as in Prometheus.
+pub async fn metadata(State(st): State<AppState>, Params(f): Params) -> ApiResult {
+    let limit = int_param(&f, "limit")?;
+    let per_metric = int_param(&f, "limit_per_metric")?;
+    let metric = f.value("metric");
+    let entries = if metric.is_empty() {
+        st.metadata.list(DEFAULT_TENANT)
+    } else {
+        st.metadata
+            .get(DEFAULT_TENANT, metric)
+            .into_iter()
+            .collect()
+    };
+    let mut out: BTreeMap<String, Vec<MetadataJson>> = BTreeMap::new();
+    for e in entries {
+        if limit >= 0 && out.len() as i64 >= limit {
+            break;
+        }
+        let mut list = vec![MetadataJson {
+            r#type: e.kind,
+            help: e.help,
+            unit: e.unit,
+        }];
+        if per_metric > 0 {
+            list.truncate(per_metric as usize);
+        }
+        out.insert(e.metric, list);
+    }
+    Success::serialize(&out)
 }
 
 /// `GET /api/v1/targets`: this server scrapes nothing.

@@ -20,7 +20,7 @@ use super::{router, ApiError, DeleteRequest, Deleter};
 use crate::app::AppState;
 
 /// 2023-11-14T22:13:20Z.
-const T0: i64 = 1_700_000_000_000;
+pub(super) const T0: i64 = 1_700_000_000_000;
 
 fn series(pairs: &[(&str, &str)], samples: Vec<Sample>) -> SeriesSamples {
     SeriesSamples {
@@ -39,12 +39,12 @@ fn minutes(f: impl Fn(i64) -> f64) -> Vec<Sample> {
         .collect()
 }
 
-struct Fixture {
+pub(super) struct Fixture {
     _dir: tempfile::TempDir,
-    db: Arc<Db>,
+    pub(super) db: Arc<Db>,
 }
 
-fn fixture(opts: Options) -> Fixture {
+pub(super) fn fixture(opts: Options) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(Db::open(dir.path(), opts).unwrap());
     let batch = WriteBatch {
@@ -81,7 +81,7 @@ fn fixture(opts: Options) -> Fixture {
     Fixture { _dir: dir, db }
 }
 
-fn state(db: &Arc<Db>) -> AppState {
+pub(super) fn state(db: &Arc<Db>) -> AppState {
     let db = db.clone();
     AppState::new(Arc::new(move || db.clone()), Arc::new(Engine::default()))
 }
@@ -92,7 +92,7 @@ fn app() -> (Fixture, Router) {
     (fx, r)
 }
 
-async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+pub(super) async fn send(app: &Router, req: Request<Body>) -> (StatusCode, String) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();

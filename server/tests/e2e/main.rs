@@ -256,3 +256,108 @@ async fn startup_errors_are_clear() {
     };
     assert!(err.contains("not-a-dir"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_from_remote_write_1_and_2_survives_a_restart() {
+    use o11y_server::remote_write::{compress, proto, CONTENT_TYPE_V2};
+    use prost::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = now_ms() - 60_000;
+    let running = start(config(dir.path())).await.unwrap();
+    running
+        .node
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let addr = running.http_addr;
+    // 1.0: a metadata-only request, as Prometheus sends them.
+    let v1 = compress(
+        &proto::WriteRequest {
+            timeseries: vec![],
+            metadata: vec![proto::MetricMetadata {
+                r#type: 1,
+                metric_family_name: "e2e_v1_total".into(),
+                help: "Requests seen.".into(),
+                unit: String::new(),
+            }],
+        }
+        .encode_to_vec(),
+    );
+    // 2.0: metadata on a series.
+    let v2 = compress(
+        &proto::RequestV2 {
+            symbols: ["", "__name__", "e2e_v2_seconds", "Time spent.", "seconds"]
+                .map(String::from)
+                .to_vec(),
+            timeseries: vec![proto::TimeSeriesV2 {
+                labels_refs: vec![1, 2],
+                samples: vec![proto::Sample {
+                    value: 1.5,
+                    timestamp: t0,
+                }],
+                histograms: vec![],
+                exemplars: vec![],
+                metadata: Some(proto::MetadataV2 {
+                    r#type: 2,
+                    help_ref: 3,
+                    unit_ref: 4,
+                }),
+                created_timestamp: 0,
+            }],
+        }
+        .encode_to_vec(),
+    );
+    let want = serde_json::json!({
+        "e2e_v1_total": [{"type": "counter", "help": "Requests seen.", "unit": ""}],
+        "e2e_v2_seconds": [{"type": "gauge", "help": "Time spent.", "unit": "seconds"}],
+    });
+    let node = running.node.clone();
+    let (w, v1c) = (want.clone(), v1.clone());
+    tokio::task::spawn_blocking(move || {
+        let (status, msg) = post_write(addr, &v1c);
+        assert_eq!(status, 204, "{msg}");
+        let v2_headers = [
+            ("Content-Type", CONTENT_TYPE_V2),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+        ];
+        let (status, _, msg) = http(addr, "POST", "/api/v1/write", &v2_headers, &v2);
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&msg));
+        let (status, _, body) = http(addr, "GET", "/api/v1/metadata", &[], b"");
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"], w);
+        // Known metadata is not proposed again: the log does not grow.
+        let before = node.status().last_log_index;
+        let (status, msg) = post_write(addr, &v1c);
+        assert_eq!(status, 204, "{msg}");
+        assert_eq!(node.status().last_log_index, before);
+    })
+    .await
+    .unwrap();
+    running.shutdown().await.unwrap();
+
+    let running = start(config(dir.path())).await.unwrap();
+    running
+        .node
+        .wait_for_leader(Duration::from_secs(20))
+        .await
+        .unwrap();
+    running.node.read_barrier().await.unwrap();
+    let addr = running.http_addr;
+    tokio::task::spawn_blocking(move || {
+        let (status, _, body) = http(
+            addr,
+            "GET",
+            "/api/v1/metadata?metric=e2e_v2_seconds",
+            &[],
+            b"",
+        );
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["data"]["e2e_v2_seconds"], want["e2e_v2_seconds"]);
+    })
+    .await
+    .unwrap();
+    running.shutdown().await.unwrap();
+}
