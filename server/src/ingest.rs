@@ -7,6 +7,10 @@
 //!        ─► 204, or 400 naming the rejected items (the valid ones are written),
 //!           or 503 when the cluster cannot accept writes now (senders retry)
 //! ```
+//!
+//! Every decoded request is counted in [`crate::telemetry`]: samples received, written, and
+//! rejected by reason (the decoder's problems, the engine's rejections, a refused or failed
+//! proposal).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,7 +22,8 @@ use o11y_raft::{Command, CommandResult};
 use o11y_tsdb::DEFAULT_TENANT;
 
 use crate::app::AppState;
-use crate::remote_write::{self, Version};
+use crate::remote_write::{self, ProblemReason, Version};
+use crate::telemetry::{self, rejection_reason};
 
 /// Largest accepted request body (snappy-compressed), and largest decoded size.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
@@ -29,6 +34,18 @@ const MAX_LISTED: usize = 10;
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
+}
+
+/// The `reason` label of a decoder problem (its float samples are left out).
+fn problem_reason(p: &ProblemReason) -> &'static str {
+    match p {
+        ProblemReason::NoLabels
+        | ProblemReason::InvalidUtf8
+        | ProblemReason::EmptyLabelName
+        | ProblemReason::DuplicateLabelName(_) => "invalid_labels",
+        ProblemReason::OddLabelRefs | ProblemReason::SymbolOutOfRange { .. } => "malformed_series",
+        ProblemReason::HistogramsUnsupported { .. } => "native_histogram_unsupported",
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -62,6 +79,24 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
             )
         }
     };
+    let tm = state.telemetry.clone();
+    let protocol = match version {
+        Version::V1 => telemetry::REMOTE_WRITE_V1,
+        Version::V2 => telemetry::REMOTE_WRITE_V2,
+    };
+    let dropped: u64 = decoded.rejections.iter().map(|p| p.samples).sum();
+    tm.samples_received(
+        protocol,
+        decoded.samples + dropped + decoded.histograms_dropped,
+    );
+    for p in &decoded.rejections {
+        tm.samples_rejected(protocol, problem_reason(&p.reason), p.samples);
+    }
+    tm.samples_rejected(
+        protocol,
+        "native_histogram_unsupported",
+        decoded.histograms_dropped,
+    );
     let mut problems: Vec<String> = decoded
         .rejections
         .iter()
@@ -77,6 +112,13 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     batch.received_ms = Some(now_ms);
+    // Samples per series of the batch, to count a rejected series' samples.
+    let series_samples: Vec<u64> = batch
+        .series
+        .iter()
+        .map(|s| s.samples.len() as u64)
+        .collect();
+    let batch_samples: u64 = series_samples.iter().sum();
     let mut written = 0u64;
     if !batch.series.is_empty() {
         let results = state
@@ -95,6 +137,15 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
                             ..
                         } => {
                             written += samples_accepted;
+                            for r in &rejections {
+                                let n = match r.sample {
+                                    Some(_) => 1,
+                                    None => {
+                                        series_samples.get(r.series as usize).copied().unwrap_or(0)
+                                    }
+                                };
+                                tm.samples_rejected(protocol, rejection_reason(&r.reason), n);
+                            }
                             problems.extend(rejections.into_iter().map(|r| match r.sample {
                                 Some(s) => format!(
                                     "series {} sample {}: {}",
@@ -107,15 +158,25 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
                                 }
                             }));
                         }
-                        CommandResult::Refused { reason } => problems.push(reason),
+                        CommandResult::Refused { reason } => {
+                            tm.samples_rejected(protocol, "refused", batch_samples);
+                            problems.push(reason)
+                        }
                         CommandResult::Deleted { .. } => {}
                     }
                 }
             }
-            Err(e) if e.retriable => return text(StatusCode::SERVICE_UNAVAILABLE, e.message),
-            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+            Err(e) if e.retriable => {
+                tm.samples_rejected(protocol, "unavailable", batch_samples);
+                return text(StatusCode::SERVICE_UNAVAILABLE, e.message);
+            }
+            Err(e) => {
+                tm.samples_rejected(protocol, "write_error", batch_samples);
+                return text(StatusCode::INTERNAL_SERVER_ERROR, e.message);
+            }
         }
     }
+    tm.samples_written(protocol, written);
     let mut resp = if problems.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else {
