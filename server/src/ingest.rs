@@ -23,7 +23,7 @@ use o11y_tsdb::DEFAULT_TENANT;
 
 use crate::app::AppState;
 use crate::remote_write::{self, ProblemReason, Version};
-use crate::telemetry::{self, rejection_reason};
+use crate::telemetry;
 
 /// Largest accepted request body (snappy-compressed), and largest decoded size.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
@@ -118,7 +118,6 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
         .iter()
         .map(|s| s.samples.len() as u64)
         .collect();
-    let batch_samples: u64 = series_samples.iter().sum();
     let mut written = 0u64;
     if !batch.series.is_empty() {
         let results = state
@@ -127,6 +126,7 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
                 batch,
             }])
             .await;
+        tm.record_write(protocol, &results, &series_samples);
         match results {
             Ok(results) => {
                 for r in results {
@@ -137,15 +137,6 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
                             ..
                         } => {
                             written += samples_accepted;
-                            for r in &rejections {
-                                let n = match r.sample {
-                                    Some(_) => 1,
-                                    None => {
-                                        series_samples.get(r.series as usize).copied().unwrap_or(0)
-                                    }
-                                };
-                                tm.samples_rejected(protocol, rejection_reason(&r.reason), n);
-                            }
                             problems.extend(rejections.into_iter().map(|r| match r.sample {
                                 Some(s) => format!(
                                     "series {} sample {}: {}",
@@ -158,25 +149,15 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
                                 }
                             }));
                         }
-                        CommandResult::Refused { reason } => {
-                            tm.samples_rejected(protocol, "refused", batch_samples);
-                            problems.push(reason)
-                        }
+                        CommandResult::Refused { reason } => problems.push(reason),
                         CommandResult::Deleted { .. } => {}
                     }
                 }
             }
-            Err(e) if e.retriable => {
-                tm.samples_rejected(protocol, "unavailable", batch_samples);
-                return text(StatusCode::SERVICE_UNAVAILABLE, e.message);
-            }
-            Err(e) => {
-                tm.samples_rejected(protocol, "write_error", batch_samples);
-                return text(StatusCode::INTERNAL_SERVER_ERROR, e.message);
-            }
+            Err(e) if e.retriable => return text(StatusCode::SERVICE_UNAVAILABLE, e.message),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.message),
         }
     }
-    tm.samples_written(protocol, written);
     let mut resp = if problems.is_empty() {
         StatusCode::NO_CONTENT.into_response()
     } else {

@@ -3,7 +3,8 @@
 //! exposition format 0.0.4 served on `GET /metrics`.
 //!
 //! ```text
-//!   handlers ──► Telemetry::samples_received / samples_written / samples_rejected
+//!   handlers ──► Telemetry::samples_received / samples_written / samples_rejected,
+//!                Telemetry::record_write (a proposal's results, by rejection reason)
 //!                Telemetry::observe_query, track_http (axum middleware: every route)
 //!                  └─ CounterVec / HistogramVec: label values → Arc<atomic cell>
 //!   GET /metrics ─► Telemetry::render (blocking pool)
@@ -33,6 +34,9 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use o11y_raft::CommandResult;
+
+use crate::app::WriteError;
 
 /// `protocol` label of remote_write 1.0 ingest.
 pub const REMOTE_WRITE_V1: &str = "remote_write_v1";
@@ -503,6 +507,51 @@ impl Telemetry {
     pub fn samples_rejected(&self, protocol: &str, reason: &str, n: u64) {
         if n > 0 {
             self.samples_rejected.add(&[protocol, reason], n);
+        }
+    }
+
+    /// Counts the outcome of proposing one `Command::Metrics` batch received over `protocol`:
+    /// samples written, engine and validation rejections by reason, and the whole batch when
+    /// the command was refused or the write failed. `series_samples[i]` is the number of
+    /// samples of series `i` of the proposed batch (rejections number series that way).
+    pub fn record_write(
+        &self,
+        protocol: &str,
+        outcome: &Result<Vec<CommandResult>, WriteError>,
+        series_samples: &[u64],
+    ) {
+        let all: u64 = series_samples.iter().sum();
+        let results = match outcome {
+            Ok(r) => r,
+            Err(e) => {
+                let reason = if e.retriable {
+                    "unavailable"
+                } else {
+                    "write_error"
+                };
+                self.samples_rejected(protocol, reason, all);
+                return;
+            }
+        };
+        for r in results {
+            match r {
+                CommandResult::Written {
+                    samples_accepted,
+                    rejections,
+                    ..
+                } => {
+                    self.samples_written(protocol, *samples_accepted);
+                    for x in rejections {
+                        let n = match x.sample {
+                            Some(_) => 1,
+                            None => series_samples.get(x.series as usize).copied().unwrap_or(0),
+                        };
+                        self.samples_rejected(protocol, rejection_reason(&x.reason), n);
+                    }
+                }
+                CommandResult::Refused { .. } => self.samples_rejected(protocol, "refused", all),
+                CommandResult::Deleted { .. } => {}
+            }
         }
     }
 

@@ -413,3 +413,56 @@ async fn metrics_after_a_write_and_a_query() {
 
     node.shutdown().await.unwrap();
 }
+
+#[test]
+fn write_outcomes_are_counted_by_reason() {
+    use crate::app::WriteError;
+    use o11y_raft::{CommandResult, ItemRejection};
+    let t = Telemetry::default();
+    let sizes = [3u64, 4, 5];
+    let too_old = RejectReason::TooOld { t: 1, min_valid: 2 }.to_string();
+    let invalid = RejectReason::InvalidLabels(LabelError::MissingMetricName).to_string();
+    t.record_write(
+        OTLP,
+        &Ok(vec![CommandResult::Written {
+            samples_accepted: 6,
+            series_created: 2,
+            rejections: vec![
+                ItemRejection {
+                    series: 0,
+                    sample: Some(2),
+                    reason: too_old,
+                },
+                ItemRejection {
+                    series: 2,
+                    sample: None,
+                    reason: invalid,
+                },
+            ],
+        }]),
+        &sizes,
+    );
+    assert_eq!(t.samples_written_count(OTLP), 6);
+    assert_eq!(t.samples_rejected_count(OTLP, "too_old"), 1);
+    assert_eq!(t.samples_rejected_count(OTLP, "invalid_labels"), 5);
+    t.record_write(
+        OTLP,
+        &Ok(vec![CommandResult::Refused {
+            reason: "bad tenant".into(),
+        }]),
+        &sizes,
+    );
+    assert_eq!(t.samples_rejected_count(OTLP, "refused"), 12);
+    for (retriable, reason) in [(true, "unavailable"), (false, "write_error")] {
+        t.record_write(
+            OTLP,
+            &Err(WriteError {
+                message: "x".into(),
+                retriable,
+            }),
+            &sizes,
+        );
+        assert_eq!(t.samples_rejected_count(OTLP, reason), 12);
+    }
+    assert_eq!(t.samples_written_count(OTLP), 6);
+}
