@@ -85,6 +85,7 @@ async fn config_reaches_the_engine_and_the_status_api() {
             "{head}"
         );
         let text = String::from_utf8(body).unwrap();
+        promtool_check_metrics(&text);
         for line in [
             "o11y_samples_received_total{protocol=\"remote_write_v1\"} 3",
             "o11y_samples_written_total{protocol=\"remote_write_v1\"} 2",
@@ -99,6 +100,44 @@ async fn config_reaches_the_engine_and_the_status_api() {
     .await
     .unwrap();
     running.shutdown().await.unwrap();
+}
+
+/// Prometheus's own linter reads the exposition: `promtool check metrics` must accept it with
+/// no complaint. Skips (with a message) without promtool unless O11Y_REQUIRE_CLIENTS=1.
+fn promtool_check_metrics(text: &str) {
+    use std::io::Write;
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("O11Y_REQUIRE_CLIENTS").as_deref() == Ok("1") {
+                panic!("promtool is required (O11Y_REQUIRE_CLIENTS=1) but cannot run: {e}");
+            }
+            eprintln!(
+                "SKIP promtool check metrics: promtool not found ({e}); apt-get install prometheus"
+            );
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{text}");
+    assert!(said.trim().is_empty(), "promtool lints: {said}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
