@@ -101,7 +101,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen for HTTP on {} (--http-listen)",
+                "cannot listen for HTTP on {} (--http-listen, server.http_listen)",
                 cfg.http_listen
             )
         })?;
@@ -109,7 +109,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen for cluster traffic on {} (--cluster-listen)",
+                "cannot listen for cluster traffic on {} (--cluster-listen, cluster.listen)",
                 cfg.cluster_listen
             )
         })?;

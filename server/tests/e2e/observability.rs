@@ -154,6 +154,25 @@ async fn invalid_settings_fail_before_touching_the_data_dir() {
     assert!(!data.exists(), "nothing created");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_cluster_port_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let running = start(serve_config(dir.path())).await.unwrap();
+    let taken = running.cluster_addr.to_string();
+    let mut cfg = serve_config(other.path());
+    cfg.cluster_listen = taken.clone();
+    let err = match start(cfg).await {
+        Ok(_) => panic!("a second server took the cluster port {taken}"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains(&taken) && err.contains("--cluster-listen") && err.contains("cluster.listen"),
+        "{err}"
+    );
+    running.shutdown().await.unwrap();
+}
+
 /// Every file under `dir`, recursively.
 fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
