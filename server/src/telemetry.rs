@@ -1,6 +1,6 @@
-//! O11y's own metrics: a small registry of counters and histograms (atomics, no locks on the
-//! hot path once a label set exists), scrape-time collectors, and the Prometheus text
-//! exposition format 0.0.4 served on `GET /metrics`.
+//! O11y's own metrics: a small registry of counters and histograms (a shared read lock to
+//! find a label set's cell, atomics to update it), scrape-time collectors, and the Prometheus
+//! text exposition format 0.0.4 served on `GET /metrics`.
 //!
 //! ```text
 //!   handlers ──► Telemetry::samples_received / samples_written / samples_rejected,

@@ -254,3 +254,37 @@ fn the_example_file_lists_the_defaults() {
     let f = load(&path).unwrap();
     assert_eq!(f, effective(&ServeConfig::default()));
 }
+
+proptest::proptest! {
+    /// Arbitrary text (and YAML-looking text) is either a configuration or an error with a
+    /// position; nothing panics.
+    #[test]
+    fn any_text_parses_or_errors(
+        text in "(storage|limits|cluster|server|logging|retention_time|join|[:\\- \\n\\[\\]{}'\"&*!#0-9a-zA-Z_.])*",
+        raw in ".*",
+    ) {
+        for t in [&text, &raw] {
+            match parse(t, Path::new(FILE)) {
+                Ok(f) => {
+                    let mut cfg = ServeConfig::default();
+                    f.apply(&mut cfg);
+                    let _ = validate(&cfg);
+                }
+                Err(ConfigError::Syntax { line, column, .. }) => {
+                    proptest::prop_assert!(line >= 1 && column >= 1);
+                }
+                Err(e) => proptest::prop_assert!(false, "{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn durations_and_sizes_never_panic(s in "[0-9]{0,22}(y|w|d|h|m|s|ms|B|KB|MiB|GB|EiB|x|)[0-9]{0,3}(m|s|ms|)") {
+        if let Ok(d) = parse_duration(&s) {
+            proptest::prop_assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
+        }
+        if let Ok(b) = parse_size(&s) {
+            proptest::prop_assert_eq!(parse_size(&format_size(b)).unwrap(), b);
+        }
+    }
+}
