@@ -17,7 +17,7 @@ flags (each overrides the same setting in --config):
   --config FILE              YAML configuration file (see deploy/o11y.example.yaml)
   --print-config             print the effective configuration as YAML and exit
   --data-dir DIR             where data lives (default ./data)
-  --http-listen HOST:PORT    Prometheus API and remote_write (default 0.0.0.0:9090)
+  --http-listen HOST:PORT    Prometheus API, remote_write, /metrics (default 0.0.0.0:9090)
   --cluster-listen HOST:PORT node-to-node gRPC (default 0.0.0.0:9095)
   --cluster-advertise HOST:PORT
                              address other nodes reach this one on (default: the bound
