@@ -15,6 +15,8 @@ fi
 missing=()
 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing+=(procps)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# promtool (Debian's prometheus package) lints the server's /metrics exposition.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
     (apt-get update >/dev/null 2>&1 && apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1) ||

@@ -3,13 +3,15 @@
 //! [`AppState`] gives handlers the engine serving reads (per request: a snapshot install can
 //! replace it), the PromQL engine, and the write paths (Raft proposals for samples and for
 //! deletions). [`router`] assembles the Prometheus API ([`crate::api`]), remote_write
-//! ([`crate::ingest`]) and the health routes.
+//! ([`crate::ingest`]), the health routes and `/metrics` ([`crate::telemetry`]), and counts
+//! and times every request with [`crate::telemetry::track_http`].
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use o11y_query::promql::Engine;
@@ -17,6 +19,7 @@ use o11y_raft::{Command, CommandResult, MetadataStore, RaftNode};
 use o11y_tsdb::Db;
 
 use crate::api::{ApiError, Deleter, ErrorType, ServerInfo};
+use crate::telemetry::{self, Telemetry};
 
 /// Gives the engine currently serving reads: a snapshot install can replace it, so handlers
 /// ask for it per request instead of keeping one.
@@ -52,12 +55,16 @@ pub struct AppState {
     pub info: Arc<ServerInfo>,
     /// Metric metadata (replicated by the Raft state machine; empty for a read-only state).
     pub metadata: Arc<MetadataStore>,
+    /// The server's own metrics (`/metrics`); ingest paths count samples through it.
+    pub telemetry: Arc<Telemetry>,
 }
 
 impl AppState {
     /// A read-only state: queries are served, writes are refused (HTTP 500, not retriable)
     /// and the admin API is disabled.
     pub fn new(db: DbSource, engine: Arc<Engine>) -> AppState {
+        let telemetry = Arc::new(Telemetry::default());
+        telemetry.register("tsdb", telemetry::tsdb_collector(db.clone()));
         AppState {
             db,
             engine,
@@ -72,10 +79,13 @@ impl AppState {
             deleter: None,
             info: Arc::new(ServerInfo::default()),
             metadata: Arc::new(MetadataStore::new()),
+            telemetry,
         }
     }
 
     /// State over a Raft node: reads from its engines, writes and deletes through its log.
+    /// Its telemetry reports the node's Raft status, engine and data directory, and (when
+    /// called inside a tokio runtime) counts leader changes.
     pub fn for_node(node: Arc<RaftNode>, engine: Engine) -> AppState {
         let reader = node.clone();
         let writer_node = node.clone();
@@ -116,13 +126,22 @@ impl AppState {
                 }
             })
         });
+        let db: DbSource = Arc::new(move || reader.db());
+        let telemetry = Arc::new(Telemetry::default());
+        telemetry.register("raft", telemetry::raft_collector(node.clone()));
+        telemetry.register("tsdb", telemetry::tsdb_collector(db.clone()));
+        telemetry.register("disk", telemetry::disk_collector(node.config().dir.clone()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            telemetry.watch_raft(&node);
+        }
         AppState {
-            db: Arc::new(move || reader.db()),
+            db,
             engine: Arc::new(engine),
             writer,
             deleter: Some(deleter),
             info: Arc::new(ServerInfo::default()),
             metadata: node.metadata(),
+            telemetry,
         }
     }
 
@@ -142,5 +161,15 @@ pub fn router(state: AppState) -> Router {
         .route("/-/healthy", get(|| async { "O11y is Healthy.\n" }))
         .route("/-/ready", get(|| async { "O11y is Ready.\n" }))
         .with_state(state.clone());
-    crate::api::router(state).merge(own)
+    let metrics = Router::new()
+        .route("/metrics", get(telemetry::metrics_handler))
+        .with_state(state.telemetry.clone());
+    let tracked = state.telemetry.clone();
+    crate::api::router(state)
+        .merge(own)
+        .merge(metrics)
+        .layer(middleware::from_fn_with_state(
+            tracked,
+            telemetry::track_http,
+        ))
 }

@@ -8,6 +8,10 @@
 //!        ─► 204, or 400 naming the rejected items (the valid ones are written),
 //!           or 503 when the cluster cannot accept writes now (senders retry)
 //! ```
+//!
+//! Every decoded request is counted in [`crate::telemetry`]: samples received, written, and
+//! rejected by reason (the decoder's problems, the engine's rejections, a refused or failed
+//! proposal).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +23,8 @@ use o11y_raft::{Command, CommandResult, MetadataEntry};
 use o11y_tsdb::DEFAULT_TENANT;
 
 use crate::app::AppState;
-use crate::remote_write::{self, Version};
+use crate::remote_write::{self, ProblemReason, Version};
+use crate::telemetry;
 
 /// Largest accepted request body (snappy-compressed), and largest decoded size.
 pub const MAX_BODY_BYTES: usize = 32 << 20;
@@ -30,6 +35,18 @@ const MAX_LISTED: usize = 10;
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, msg.into()).into_response()
+}
+
+/// The `reason` label of a decoder problem (its float samples are left out).
+fn problem_reason(p: &ProblemReason) -> &'static str {
+    match p {
+        ProblemReason::NoLabels
+        | ProblemReason::InvalidUtf8
+        | ProblemReason::EmptyLabelName
+        | ProblemReason::DuplicateLabelName(_) => "invalid_labels",
+        ProblemReason::OddLabelRefs | ProblemReason::SymbolOutOfRange { .. } => "malformed_series",
+        ProblemReason::HistogramsUnsupported { .. } => "native_histogram_unsupported",
+    }
 }
 
 fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -63,6 +80,24 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
             )
         }
     };
+    let tm = state.telemetry.clone();
+    let protocol = match version {
+        Version::V1 => telemetry::REMOTE_WRITE_V1,
+        Version::V2 => telemetry::REMOTE_WRITE_V2,
+    };
+    let dropped: u64 = decoded.rejections.iter().map(|p| p.samples).sum();
+    tm.samples_received(
+        protocol,
+        decoded.samples + dropped + decoded.histograms_dropped,
+    );
+    for p in &decoded.rejections {
+        tm.samples_rejected(protocol, problem_reason(&p.reason), p.samples);
+    }
+    tm.samples_rejected(
+        protocol,
+        "native_histogram_unsupported",
+        decoded.histograms_dropped,
+    );
     let mut problems: Vec<String> = decoded
         .rejections
         .iter()
@@ -96,6 +131,12 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
         })
         .collect();
     let metadata = state.metadata.changes(DEFAULT_TENANT, metadata);
+    // Samples per series of the batch, to count a rejected series' samples.
+    let series_samples: Vec<u64> = batch
+        .series
+        .iter()
+        .map(|s| s.samples.len() as u64)
+        .collect();
     let mut commands = Vec::with_capacity(2);
     let has_samples = !batch.series.is_empty();
     if has_samples {
@@ -113,6 +154,7 @@ pub async fn write(State(state): State<AppState>, headers: HeaderMap, body: Byte
     let mut written = 0u64;
     if !commands.is_empty() {
         let results = state.write(commands).await;
+        tm.record_write(protocol, &results, &series_samples);
         match results {
             Ok(results) => {
                 // The samples' result comes first; the metadata's (if any) has nothing to

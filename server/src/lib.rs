@@ -9,11 +9,14 @@
 //! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`remote_read`]
 //! (remote read requests and responses, XOR chunks), [`api`] (the
 //! Prometheus HTTP API), [`ingest`] (the remote_write handler), [`app`] (shared state and the
-//! router), [`serve`] (starting and stopping a node).
+//! router), [`serve`] (starting and stopping a node), [`config`] (the `--config` file),
+//! [`telemetry`] (the server's own metrics on `/metrics`).
 
 pub mod api;
 pub mod app;
+pub mod config;
 pub mod ingest;
 pub mod remote_read;
 pub mod remote_write;
 pub mod serve;
+pub mod telemetry;

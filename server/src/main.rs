@@ -1,10 +1,11 @@
 //! The `o11y` binary: `o11y serve` runs a node (a one-member cluster by default, data in
-//! `./data`).
+//! `./data`). Settings come from defaults, then `--config FILE`, then the other flags.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use o11y_server::config::{self, LogFormat, LogLevel};
 use o11y_server::serve::{self, ServeConfig};
 
 /// mimalloc instead of glibc's malloc: ingest allocates and frees many small label strings per
@@ -31,19 +32,29 @@ usage: o11y serve [flags]
 
 Runs an O11y node: a one-member cluster unless told otherwise, data in --data-dir.
 
-flags:
+flags (each overrides the same setting in --config):
+  --config FILE              YAML configuration file (see deploy/o11y.example.yaml)
+  --print-config             print the effective configuration as YAML and exit
   --data-dir DIR             where data lives (default ./data)
-  --http-listen HOST:PORT    Prometheus API and remote_write (default 0.0.0.0:9090)
+  --http-listen HOST:PORT    Prometheus API, remote_write, /metrics (default 0.0.0.0:9090)
   --cluster-listen HOST:PORT node-to-node gRPC (default 0.0.0.0:9095)
   --cluster-advertise HOST:PORT
                              address other nodes reach this one on (default: the bound
                              --cluster-listen address)
   --node-id N                this node's id in the cluster (default 1)
   --no-bootstrap             do not make this node a one-member cluster (it waits to be added)
+  --storage.tsdb.retention.time DUR
+                             delete data older than this (default 15d; 0: keep forever)
+  --storage.tsdb.retention.size SIZE
+                             delete the oldest blocks above this size, e.g. 512MB, 1GiB
+                             (units are powers of two; default 0: no limit)
+  --storage.tsdb.out-of-order-window DUR
+                             accept samples this far behind a series' newest one
+                             (default 10m, at most half the 2h block range)
   --query.lookback-delta DUR how far back an instant selector looks (default 5m)
   --query.timeout DUR        maximum query time (default 2m)
   --query.max-samples N      maximum samples one query holds (default 50000000)
-  --log.level LEVEL          error, warn, info, debug (default info)
+  --log.level LEVEL          error, warn, info, debug, trace (default info)
   --log.format FORMAT        text or json (default text)
   -h, --help                 this text
 ";
@@ -91,48 +102,30 @@ fn main() -> ExitCode {
 
 /// Parses a Prometheus-style duration (`90s`, `5m`, `1h30m`, `250ms`).
 fn duration(s: &str) -> Result<Duration> {
-    let mut total = 0u64;
-    let mut rest = s;
-    if rest.is_empty() {
-        bail!("empty duration");
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            bail!("invalid duration {s:?}");
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .with_context(|| format!("invalid duration {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let ms = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            u => bail!("invalid duration {s:?}: unknown unit {u:?}"),
-        };
-        total = n
-            .checked_mul(ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| anyhow!("duration {s:?} is too large"))?;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_millis(total))
+    config::parse_duration(s).map_err(|e| anyhow!(e))
 }
 
-fn parse(args: &[String]) -> Result<(ServeConfig, String, bool)> {
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The settings of `o11y serve` and whether to print them instead of serving.
+fn parse(args: &[String]) -> Result<(ServeConfig, bool)> {
     let mut cfg = ServeConfig::default();
-    let mut level = "info".to_string();
-    let mut json = false;
+    // The file first, wherever --config stands: flags override it.
+    let files: Vec<usize> = (0..args.len()).filter(|&i| args[i] == "--config").collect();
+    if files.len() > 1 {
+        bail!("--config given more than once");
+    }
+    if let Some(&i) = files.first() {
+        let path = std::path::PathBuf::from(
+            args.get(i + 1)
+                .ok_or_else(|| anyhow!("--config needs a value"))?,
+        );
+        config::load(&path)?.apply(&mut cfg);
+        cfg.config_file = Some(path);
+    }
+    let mut print_config = false;
     let mut it = args.iter();
     while let Some(k) = it.next() {
         let mut v = || {
@@ -141,12 +134,30 @@ fn parse(args: &[String]) -> Result<(ServeConfig, String, bool)> {
                 .ok_or_else(|| anyhow!("{k} needs a value"))
         };
         match k.as_str() {
+            "--config" => {
+                v()?;
+            }
+            "--print-config" => print_config = true,
             "--data-dir" => cfg.data_dir = v()?.into(),
             "--http-listen" => cfg.http_listen = v()?,
             "--cluster-listen" => cfg.cluster_listen = v()?,
             "--cluster-advertise" => cfg.cluster_advertise = Some(v()?),
             "--node-id" => cfg.node_id = v()?.parse().context("--node-id")?,
             "--no-bootstrap" => cfg.bootstrap = false,
+            "--storage.tsdb.retention.time" => {
+                let d = duration(&v()?).context("--storage.tsdb.retention.time")?;
+                cfg.tsdb.retention_ms = (!d.is_zero()).then(|| ms(d));
+            }
+            "--storage.tsdb.retention.size" => {
+                let b = config::parse_size(&v()?)
+                    .map_err(|e| anyhow!(e))
+                    .context("--storage.tsdb.retention.size")?;
+                cfg.tsdb.retention_bytes = (b != 0).then_some(b);
+            }
+            "--storage.tsdb.out-of-order-window" => {
+                cfg.tsdb.ooo_window_ms =
+                    ms(duration(&v()?).context("--storage.tsdb.out-of-order-window")?)
+            }
             "--query.lookback-delta" => {
                 cfg.engine.lookback_delta_ms = duration(&v()?)?.as_millis() as i64
             }
@@ -154,23 +165,30 @@ fn parse(args: &[String]) -> Result<(ServeConfig, String, bool)> {
             "--query.max-samples" => {
                 cfg.engine.max_samples = v()?.parse().context("--query.max-samples")?
             }
-            "--log.level" => level = v()?,
-            "--log.format" => match v()?.as_str() {
-                "json" => json = true,
-                "text" => json = false,
-                other => bail!("--log.format must be text or json, not {other:?}"),
-            },
+            "--log.level" => {
+                cfg.log.level = LogLevel::parse(&v()?)
+                    .map_err(|e| anyhow!(e))
+                    .context("--log.level")?
+            }
+            "--log.format" => {
+                cfg.log.format = LogFormat::parse(&v()?)
+                    .map_err(|e| anyhow!(e))
+                    .context("--log.format")?
+            }
             other => bail!("unknown flag {other:?} (see o11y serve --help)"),
         }
     }
-    if cfg.node_id == 0 {
-        bail!("--node-id must be at least 1");
-    }
-    Ok((cfg, level, json))
+    config::validate(&cfg).map_err(|e| anyhow!(e))?;
+    Ok((cfg, print_config))
 }
 
 async fn run(args: &[String]) -> Result<()> {
-    let (cfg, level, json) = parse(args)?;
+    let (cfg, print_config) = parse(args)?;
+    if print_config {
+        print!("{}", config::effective(&cfg).to_yaml());
+        return Ok(());
+    }
+    let level = cfg.log.level.as_str();
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
         "warn,o11y={level},o11y_server={level},o11y_raft={level},o11y_tsdb={level}"
     ))
@@ -178,7 +196,7 @@ async fn run(args: &[String]) -> Result<()> {
     let sub = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
+    if cfg.log.format == LogFormat::Json {
         sub.json().init();
     } else {
         sub.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -213,6 +231,8 @@ mod tests {
         assert_eq!(duration("250ms").unwrap(), Duration::from_millis(250));
         assert!(duration("").is_err());
         assert!(duration("5").is_err());
+        assert!(duration("30m1h").is_err());
+        assert_eq!(duration("0").unwrap(), Duration::ZERO);
         assert!(duration("m").is_err());
         assert!(duration("99999999999999999y").is_err());
     }
@@ -220,7 +240,7 @@ mod tests {
     #[test]
     fn flags_are_checked() {
         let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let (cfg, level, json) = parse(&a(&[
+        let (cfg, print) = parse(&a(&[
             "--data-dir",
             "/tmp/x",
             "--node-id",
@@ -231,10 +251,55 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/tmp/x"));
         assert_eq!(cfg.node_id, 2);
-        assert_eq!(level, "info");
-        assert!(json);
+        assert_eq!(cfg.log.level, LogLevel::Info);
+        assert_eq!(cfg.log.format, LogFormat::Json);
+        assert!(!print);
         assert!(parse(&a(&["--bogus"])).is_err());
+        assert!(parse(&a(&["--storage.tsdb.out-of-order-window", "3h"])).is_err());
+        assert!(parse(&a(&["--storage.tsdb.retention.size", "1.5GB"])).is_err());
+        assert!(parse(&a(&["--log.level", "loud"])).is_err());
         assert!(parse(&a(&["--node-id"])).is_err());
         assert!(parse(&a(&["--node-id", "0"])).is_err());
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o11y.yaml");
+        std::fs::write(
+            &path,
+            "storage:\n  retention_time: 30d\n  out_of_order_window: 5m\n\
+             limits:\n  query_max_samples: 1000\nlogging:\n  level: debug\n",
+        )
+        .unwrap();
+        let p = path.display().to_string();
+        let a = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The flag wins even when it comes before --config.
+        let (cfg, _) = parse(&a(&[
+            "--storage.tsdb.retention.time",
+            "7d",
+            "--config",
+            &p,
+            "--storage.tsdb.retention.size",
+            "512MB",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.tsdb.retention_ms, Some(7 * 86_400_000));
+        assert_eq!(cfg.tsdb.retention_bytes, Some(512 << 20));
+        assert_eq!(cfg.tsdb.ooo_window_ms, 5 * 60_000);
+        assert_eq!(cfg.engine.max_samples, 1000);
+        assert_eq!(cfg.log.level, LogLevel::Debug);
+        assert_eq!(cfg.config_file.as_deref(), Some(path.as_path()));
+        let (cfg, print) = parse(&a(&["--config", &p, "--print-config"])).unwrap();
+        assert!(print);
+        assert_eq!(cfg.tsdb.retention_ms, Some(30 * 86_400_000));
+
+        // Errors in the file name it, with the line.
+        std::fs::write(&path, "storage:\n  retention_tme: 30d\n").unwrap();
+        let e = format!("{:#}", parse(&a(&["--config", &p])).unwrap_err());
+        assert!(e.contains(&format!("{p}:2:3")), "{e}");
+        assert!(e.contains("retention_tme"), "{e}");
+        assert!(parse(&a(&["--config"])).is_err());
+        assert!(parse(&a(&["--config", &p, "--config", &p])).is_err());
     }
 }

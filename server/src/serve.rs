@@ -2,7 +2,8 @@
 //! node-to-node gRPC listener, and the HTTP API.
 //!
 //! ```text
-//!   ServeConfig ─► check the data dir ─► bind both listeners (clear error if taken)
+//!   ServeConfig ─► config::validate ─► check the data dir ─► bind both listeners (clear
+//!     error if taken)
 //!     ─► RaftNode::open (replays the log into the engines) ─► bootstrap when alone
 //!     ─► cluster gRPC (o11y-raft) + HTTP (app::router) ─► Running::shutdown on SIGTERM
 //! ```
@@ -17,7 +18,9 @@ use o11y_raft::{network, NodeConfig, RaftNode, Transport};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::api::ServerInfo;
 use crate::app::{self, AppState};
+use crate::config::{self, LogConfig};
 
 /// Everything `o11y serve` is configured with.
 #[derive(Clone, Debug)]
@@ -33,6 +36,15 @@ pub struct ServeConfig {
     /// Make this node a one-member cluster if it has never been part of one.
     pub bootstrap: bool,
     pub engine: EngineOptions,
+    /// The metrics engine: retention, out-of-order window, block ranges, label limits.
+    pub tsdb: o11y_tsdb::Options,
+    /// Addresses of cluster members to join (`cluster.join` in the config file). Joining is
+    /// not done by `start` yet: a non-empty list is logged as a warning.
+    pub join: Vec<String>,
+    /// Logging (applied by the binary; reported by the status API).
+    pub log: LogConfig,
+    /// The `--config` file these values came from, if any.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for ServeConfig {
@@ -45,6 +57,10 @@ impl Default for ServeConfig {
             cluster_advertise: None,
             bootstrap: true,
             engine: EngineOptions::default(),
+            tsdb: o11y_tsdb::Options::default(),
+            join: Vec::new(),
+            log: LogConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -79,12 +95,13 @@ fn check_data_dir(dir: &std::path::Path) -> Result<()> {
 
 /// Starts a server and returns once both listeners accept connections.
 pub async fn start(cfg: ServeConfig) -> Result<Running> {
+    config::validate(&cfg).map_err(anyhow::Error::msg)?;
     check_data_dir(&cfg.data_dir)?;
     let http_listener = tokio::net::TcpListener::bind(&cfg.http_listen)
         .await
         .with_context(|| {
             format!(
-                "cannot listen for HTTP on {} (--http-listen)",
+                "cannot listen for HTTP on {} (--http-listen, server.http_listen)",
                 cfg.http_listen
             )
         })?;
@@ -92,7 +109,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .await
         .with_context(|| {
             format!(
-                "cannot listen for cluster traffic on {} (--cluster-listen)",
+                "cannot listen for cluster traffic on {} (--cluster-listen, cluster.listen)",
                 cfg.cluster_listen
             )
         })?;
@@ -102,7 +119,8 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .cluster_advertise
         .clone()
         .unwrap_or_else(|| cluster_addr.to_string());
-    let node_cfg = NodeConfig::new(cfg.node_id, advertise, &cfg.data_dir);
+    let mut node_cfg = NodeConfig::new(cfg.node_id, advertise, &cfg.data_dir);
+    node_cfg.tsdb = cfg.tsdb.clone();
     let node = RaftNode::open(node_cfg, Transport::Grpc)
         .await
         .with_context(|| format!("opening the data in {}", cfg.data_dir.display()))?;
@@ -124,7 +142,15 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         }
     });
 
-    let state = AppState::for_node(node.clone(), Engine::new(cfg.engine.clone()));
+    if !cfg.join.is_empty() {
+        tracing::warn!(join = ?cfg.join, "cluster.join is not acted on by this server yet");
+    }
+    let mut state = AppState::for_node(node.clone(), Engine::new(cfg.engine.clone()));
+    state.info = Arc::new(ServerInfo {
+        flags: config::flags(&cfg),
+        config_yaml: config::effective(&cfg).to_yaml(),
+        ..ServerInfo::default()
+    });
     let router = app::router(state);
     let (stop_http, rx) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {

@@ -106,6 +106,9 @@ pub struct ServerInfo {
     /// Command-line flags for `/api/v1/status/flags`, on top of those derived from the engine
     /// and database options (`query.lookback-delta`, `query.timeout`, ...).
     pub flags: BTreeMap<String, String>,
+    /// The effective configuration as YAML, for `/api/v1/status/config` (`o11y serve` fills
+    /// it from [`crate::config`]).
+    pub config_yaml: String,
 }
 
 impl Default for ServerInfo {
@@ -114,6 +117,7 @@ impl Default for ServerInfo {
             build: BuildInfo::default(),
             start_time_ms: prom::now_ms(),
             flags: BTreeMap::new(),
+            config_yaml: String::new(),
         }
     }
 }

@@ -155,7 +155,10 @@ pub async fn query(State(st): State<AppState>, Params(f): Params) -> ApiResult {
     let ts = time_param(&f, "time", now_ms())?;
     let engine = request_engine(&st.engine, &f)?;
     let q = f.value("query").to_string();
-    run_query(&st, engine, q, None, ts).await
+    let started = std::time::Instant::now();
+    let res = run_query(&st, engine, q, None, ts).await;
+    st.telemetry.observe_query("query", started.elapsed());
+    res
 }
 
 /// `GET|POST /api/v1/query_range`: `query`, `start`, `end`, `step`, `timeout`,
@@ -183,7 +186,10 @@ pub async fn query_range(State(st): State<AppState>, Params(f): Params) -> ApiRe
     }
     let engine = request_engine(&st.engine, &f)?;
     let q = f.value("query").to_string();
-    run_query(&st, engine, q, Some((start, end, step)), start).await
+    let started = std::time::Instant::now();
+    let res = run_query(&st, engine, q, Some((start, end, step)), start).await;
+    st.telemetry.observe_query("query_range", started.elapsed());
+    res
 }
 
 /// `GET|POST /api/v1/query_exemplars`: validates like Prometheus, returns no exemplars (none
@@ -434,9 +440,16 @@ pub async fn buildinfo(State(st): State<AppState>) -> ApiResult {
     Success::serialize(&st.info.build)
 }
 
-/// `GET /api/v1/status/config`: there is no Prometheus configuration file.
-pub async fn config() -> ApiResult {
-    Ok(Success::new(r#"{"yaml":""}"#.into()))
+/// `GET /api/v1/status/config`: `{"yaml": ...}` with the effective configuration
+/// ([`super::ServerInfo::config_yaml`]; empty when the state was built without one).
+pub async fn config(State(st): State<AppState>) -> ApiResult {
+    #[derive(Serialize)]
+    struct Config<'a> {
+        yaml: &'a str,
+    }
+    Success::serialize(&Config {
+        yaml: &st.info.config_yaml,
+    })
 }
 
 /// `GET /api/v1/status/walreplay`: there is no WAL to replay (the Raft log is replayed before

@@ -10,6 +10,8 @@ use o11y_server::serve::{start, ServeConfig};
 use o11y_tsdb::labels::Label;
 use o11y_tsdb::{Sample, SeriesSamples, WriteBatch};
 
+mod observability;
+
 /// One HTTP/1.1 request over a fresh connection; returns (status, headers, body).
 fn http(
     addr: SocketAddr,

@@ -204,6 +204,8 @@ fn label_names_values_and_stats() {
     assert!(db.label_names("t", &[], 5000, 6000).unwrap().is_empty());
     let st = db.stats("t", 10).unwrap();
     assert_eq!(st.num_series, 3);
+    assert_eq!(db.head_series("t"), 3);
+    assert_eq!(db.head_series("no-such-tenant"), 0);
     assert_eq!(
         st.series_count_by_metric_name,
         vec![("up".to_string(), 2), ("down".to_string(), 1)]
