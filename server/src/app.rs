@@ -3,7 +3,8 @@
 //! [`AppState`] gives handlers the engine serving reads (per request: a snapshot install can
 //! replace it), the PromQL engine, and the write paths (Raft proposals for samples and for
 //! deletions). [`router`] assembles the Prometheus API ([`crate::api`]), remote_write
-//! ([`crate::ingest`]) and the health routes.
+//! ([`crate::ingest`]), OTLP/HTTP `POST /v1/metrics` ([`crate::otlp::http`]) and the health
+//! routes.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -138,5 +139,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/healthy", get(|| async { "O11y is Healthy.\n" }))
         .route("/-/ready", get(|| async { "O11y is Ready.\n" }))
         .with_state(state.clone());
-    crate::api::router(state).merge(own)
+    crate::api::router(state.clone())
+        .merge(own)
+        .merge(crate::otlp::http::router(state))
 }
