@@ -2,8 +2,9 @@
 //! tonic on its own listener (`--otlp-grpc-listen`, default `0.0.0.0:4317`).
 //!
 //! ```text
-//!  Export(ExportMetricsServiceRequest) ─ tonic decodes (gzip accepted; MAX_BODY_BYTES before
-//!  and after decompression, else RESOURCE_EXHAUSTED / INVALID_ARGUMENT from tonic)
+//!  Export(ExportMetricsServiceRequest) ─ tonic decodes: gzip accepted; MAX_BODY_BYTES per
+//!  message, OUT_OF_RANGE beyond it (RESOURCE_EXHAUSTED when reached while decompressing);
+//!  malformed protobuf is INTERNAL, tonic's mapping of parse errors (gRPC status-code guide)
 //!    ─► super::ingest ─► OK + partial_success when points were rejected
 //!                        UNAVAILABLE when the write is retriable (exporters retry)
 //!                        INTERNAL otherwise

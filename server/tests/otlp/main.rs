@@ -259,6 +259,23 @@ async fn grpc_and_http_round_trip_to_promql() {
     assert_eq!(ps.rejected_data_points, 2);
     assert!(ps.error_message.contains("DELTA"), "{}", ps.error_message);
 
+    // A gzip bomb: small on the wire, over the limit once inflated.
+    let mut bomb = num(t, 1.0);
+    bomb.attributes
+        .push(kv("pad", &"x".repeat(o11y_server::otlp::MAX_BODY_BYTES)));
+    let err = gz
+        .export(request(vec![metric(
+            "bomb",
+            "",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![bomb],
+            }),
+        )]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert!(err.message().contains("size limit"), "{err}");
+
     // HTTP protobuf on the OTLP port; HTTP JSON on the main port.
     let addr = running.http_addr;
     let otlp_http = running.otlp_http_addr;
