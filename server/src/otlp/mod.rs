@@ -200,6 +200,13 @@ pub async fn write(state: &AppState, tr: Translation) -> Result<Outcome, IngestE
     if more > 0 {
         message.push_str(&format!("; and {more} more"));
     }
+    tracing::debug!(
+        points,
+        rejected = translation_rejected + rejected.len() as u64,
+        samples = written,
+        exemplars_dropped,
+        "OTLP metrics written"
+    );
     Ok(Outcome {
         points,
         rejected_points: translation_rejected + rejected.len() as u64,

@@ -364,3 +364,21 @@ async fn no_leader_is_503_and_read_only_is_500() {
     assert_eq!(v["code"], 13);
     assert_eq!(v["message"], "this server is read-only");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Arbitrary bytes in any format and encoding: an answer, never a panic; whatever decodes
+    /// translates.
+    #[test]
+    fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+        for format in [Format::Protobuf, Format::Json] {
+            for encoding in [Encoding::Identity, Encoding::Gzip] {
+                if let Ok(req) = decode_body(format, encoding, &body, 1 << 16) {
+                    let tr = crate::otlp::translate(&req, &Default::default());
+                    proptest::prop_assert_eq!(tr.origins.len(), tr.batch.series.len());
+                }
+            }
+        }
+    }
+}
