@@ -35,6 +35,10 @@ if [ ${#clients[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
     echo "could not install ${clients[*]}; the real-client tests will fail"
 fi
 export O11Y_REQUIRE_CLIENTS="${O11Y_REQUIRE_CLIENTS:-1}"
+# The OTLP tests run the OpenTelemetry Python SDK's own exporters (server/tests/clients/).
+python3 -m pip install --quiet --disable-pip-version-check \
+  opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http ||
+  echo "could not install the OpenTelemetry Python packages; the OTLP client test will fail"
 
 cargo test --workspace --all-targets
 cargo test --workspace --doc

@@ -3,8 +3,9 @@
 //! [`AppState`] gives handlers the engine serving reads (per request: a snapshot install can
 //! replace it), the PromQL engine, and the write paths (Raft proposals for samples and for
 //! deletions). [`router`] assembles the Prometheus API ([`crate::api`]), remote_write
-//! ([`crate::ingest`]), the health routes and `/metrics` ([`crate::telemetry`]), and counts
-//! and times every request with [`crate::telemetry::track_http`].
+//! ([`crate::ingest`]), OTLP/HTTP `POST /v1/metrics` ([`crate::otlp::http`]), the health routes
+//! and `/metrics` ([`crate::telemetry`]), and counts and times every request with
+//! [`crate::telemetry::track_http`].
 
 use std::future::Future;
 use std::pin::Pin;
@@ -165,8 +166,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(telemetry::metrics_handler))
         .with_state(state.telemetry.clone());
     let tracked = state.telemetry.clone();
-    crate::api::router(state)
+    crate::api::router(state.clone())
         .merge(own)
+        .merge(crate::otlp::http::router(state))
         .merge(metrics)
         .layer(middleware::from_fn_with_state(
             tracked,

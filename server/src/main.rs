@@ -41,6 +41,11 @@ flags (each overrides the same setting in --config):
   --cluster-advertise HOST:PORT
                              address other nodes reach this one on (default: the bound
                              --cluster-listen address)
+  --otlp-grpc-listen HOST:PORT
+                             OTLP metrics over gRPC (default 0.0.0.0:4317)
+  --otlp-http-listen HOST:PORT
+                             OTLP metrics over HTTP, POST /v1/metrics (default
+                             0.0.0.0:4318; also served on --http-listen)
   --node-id N                this node's id in the cluster (default 1)
   --no-bootstrap             do not make this node a one-member cluster (it waits to be added)
   --storage.tsdb.retention.time DUR
@@ -142,6 +147,8 @@ fn parse(args: &[String]) -> Result<(ServeConfig, bool)> {
             "--http-listen" => cfg.http_listen = v()?,
             "--cluster-listen" => cfg.cluster_listen = v()?,
             "--cluster-advertise" => cfg.cluster_advertise = Some(v()?),
+            "--otlp-grpc-listen" => cfg.otlp_grpc_listen = v()?,
+            "--otlp-http-listen" => cfg.otlp_http_listen = v()?,
             "--node-id" => cfg.node_id = v()?.parse().context("--node-id")?,
             "--no-bootstrap" => cfg.bootstrap = false,
             "--storage.tsdb.retention.time" => {
@@ -208,6 +215,8 @@ async fn run(args: &[String]) -> Result<()> {
         data_dir = %cfg.data_dir.display(),
         http = %running.http_addr,
         cluster = %running.cluster_addr,
+        otlp_grpc = %running.otlp_grpc_addr,
+        otlp_http = %running.otlp_http_addr,
         "O11y is serving"
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -247,6 +256,10 @@ mod tests {
             "2",
             "--log.format",
             "json",
+            "--otlp-grpc-listen",
+            "127.0.0.1:14317",
+            "--otlp-http-listen",
+            "127.0.0.1:14318",
         ]))
         .unwrap();
         assert_eq!(cfg.data_dir, std::path::PathBuf::from("/tmp/x"));
@@ -254,6 +267,8 @@ mod tests {
         assert_eq!(cfg.log.level, LogLevel::Info);
         assert_eq!(cfg.log.format, LogFormat::Json);
         assert!(!print);
+        assert_eq!(cfg.otlp_grpc_listen, "127.0.0.1:14317");
+        assert_eq!(cfg.otlp_http_listen, "127.0.0.1:14318");
         assert!(parse(&a(&["--bogus"])).is_err());
         assert!(parse(&a(&["--storage.tsdb.out-of-order-window", "3h"])).is_err());
         assert!(parse(&a(&["--storage.tsdb.retention.size", "1.5GB"])).is_err());

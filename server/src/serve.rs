@@ -1,11 +1,12 @@
 //! Starting and stopping a server: the Raft node (one-member cluster by default), its
-//! node-to-node gRPC listener, and the HTTP API.
+//! node-to-node gRPC listener, the HTTP API, and the OTLP listeners (gRPC and HTTP).
 //!
 //! ```text
-//!   ServeConfig ─► config::validate ─► check the data dir ─► bind both listeners (clear
+//!   ServeConfig ─► config::validate ─► check the data dir ─► bind all listeners (clear
 //!     error if taken)
 //!     ─► RaftNode::open (replays the log into the engines) ─► bootstrap when alone
-//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router) ─► Running::shutdown on SIGTERM
+//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router) + OTLP gRPC (otlp::grpc)
+//!        + OTLP HTTP (otlp::http::router) ─► Running::shutdown on SIGTERM
 //! ```
 
 use std::net::SocketAddr;
@@ -33,6 +34,10 @@ pub struct ServeConfig {
     pub cluster_listen: String,
     /// Address other nodes reach this node's gRPC on; defaults to `cluster_listen`.
     pub cluster_advertise: Option<String>,
+    /// OTLP/gRPC metrics (`MetricsService/Export`).
+    pub otlp_grpc_listen: String,
+    /// OTLP/HTTP metrics (`POST /v1/metrics`; also served on `http_listen`).
+    pub otlp_http_listen: String,
     /// Make this node a one-member cluster if it has never been part of one.
     pub bootstrap: bool,
     pub engine: EngineOptions,
@@ -55,6 +60,8 @@ impl Default for ServeConfig {
             http_listen: "0.0.0.0:9090".into(),
             cluster_listen: "0.0.0.0:9095".into(),
             cluster_advertise: None,
+            otlp_grpc_listen: "0.0.0.0:4317".into(),
+            otlp_http_listen: "0.0.0.0:4318".into(),
             bootstrap: true,
             engine: EngineOptions::default(),
             tsdb: o11y_tsdb::Options::default(),
@@ -70,6 +77,13 @@ pub struct Running {
     pub node: Arc<RaftNode>,
     pub http_addr: SocketAddr,
     pub cluster_addr: SocketAddr,
+    /// Bound OTLP/gRPC address.
+    pub otlp_grpc_addr: SocketAddr,
+    /// Bound OTLP/HTTP address.
+    pub otlp_http_addr: SocketAddr,
+    stop_otlp: Vec<oneshot::Sender<()>>,
+    otlp_grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    otlp_http: JoinHandle<std::io::Result<()>>,
     stop_http: oneshot::Sender<()>,
     stop_cluster: oneshot::Sender<()>,
     http: JoinHandle<std::io::Result<()>>,
@@ -113,6 +127,24 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
                 cfg.cluster_listen
             )
         })?;
+    let otlp_grpc_listener = tokio::net::TcpListener::bind(&cfg.otlp_grpc_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for OTLP gRPC on {} (--otlp-grpc-listen)",
+                cfg.otlp_grpc_listen
+            )
+        })?;
+    let otlp_http_listener = tokio::net::TcpListener::bind(&cfg.otlp_http_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for OTLP HTTP on {} (--otlp-http-listen)",
+                cfg.otlp_http_listen
+            )
+        })?;
+    let otlp_grpc_addr = otlp_grpc_listener.local_addr()?;
+    let otlp_http_addr = otlp_http_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
     let cluster_addr = cluster_listener.local_addr()?;
     let advertise = cfg
@@ -151,6 +183,23 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         config_yaml: config::effective(&cfg).to_yaml(),
         ..ServerInfo::default()
     });
+    let (stop_otlp_grpc, rx) = oneshot::channel::<()>();
+    let otlp_grpc = tokio::spawn(crate::otlp::grpc::serve(
+        state.clone(),
+        otlp_grpc_listener,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let (stop_otlp_http, rx) = oneshot::channel::<()>();
+    let otlp_router = crate::otlp::http::router(state.clone());
+    let otlp_http = tokio::spawn(async move {
+        axum::serve(otlp_http_listener, otlp_router)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
     let router = app::router(state);
     let (stop_http, rx) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -164,6 +213,11 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         node,
         http_addr,
         cluster_addr,
+        otlp_grpc_addr,
+        otlp_http_addr,
+        stop_otlp: vec![stop_otlp_grpc, stop_otlp_http],
+        otlp_grpc,
+        otlp_http,
         stop_http,
         stop_cluster,
         http,
@@ -174,6 +228,11 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
 impl Running {
     /// Stops accepting requests, lets in-flight ones finish, and checkpoints the engines.
     pub async fn shutdown(self) -> Result<()> {
+        for stop in self.stop_otlp {
+            let _ = stop.send(());
+        }
+        let _ = self.otlp_grpc.await;
+        let _ = self.otlp_http.await;
         let _ = self.stop_http.send(());
         let _ = self.http.await;
         let _ = self.stop_cluster.send(());

@@ -87,6 +87,8 @@ fn config(dir: &std::path::Path) -> ServeConfig {
         data_dir: dir.to_path_buf(),
         http_listen: "127.0.0.1:0".into(),
         cluster_listen: "127.0.0.1:0".into(),
+        otlp_grpc_listen: "127.0.0.1:0".into(),
+        otlp_http_listen: "127.0.0.1:0".into(),
         ..ServeConfig::default()
     }
 }
