@@ -30,7 +30,7 @@ pub mod state_machine;
 pub use command::{Command, CommandResult, ItemRejection, Request, Response};
 pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
 pub use network::{PeerClient, Transport};
-pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};
+pub use node::{Member, MembershipError, NodeConfig, NodeError, ProposeError, RaftNode, Status};
 pub use sim::SimRouter;
 pub use state_machine::{CheckpointPolicy, SmError, SnapshotFileInfo, SnapshotFiles, StateMachine};
 

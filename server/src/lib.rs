@@ -7,10 +7,12 @@
 //!
 //! Modules: [`remote_write`] (Prometheus remote_write 1.0/2.0 decoding), [`api`] (the
 //! Prometheus HTTP API), [`ingest`] (the remote_write handler), [`app`] (shared state and the
-//! router), [`serve`] (starting and stopping a node).
+//! router), [`serve`] (starting and stopping a node), [`cluster`] (membership: admin endpoints
+//! and `--join`).
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 pub mod ingest;
 pub mod remote_write;
 pub mod serve;

@@ -4,7 +4,9 @@
 //! ```text
 //!   ServeConfig ─► check the data dir ─► bind both listeners (clear error if taken)
 //!     ─► RaftNode::open (replays the log into the engines) ─► bootstrap when alone
-//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router) ─► Running::shutdown on SIGTERM
+//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router + cluster::router)
+//!     ─► with `join`: cluster::join in the background (Running::join_failure reports it)
+//!     ─► Running::shutdown on SIGTERM
 //! ```
 
 use std::net::SocketAddr;
@@ -32,6 +34,9 @@ pub struct ServeConfig {
     pub cluster_advertise: Option<String>,
     /// Make this node a one-member cluster if it has never been part of one.
     pub bootstrap: bool,
+    /// HTTP base URLs of members to join through (`--join`); when set, the node never
+    /// bootstraps and asks them to add it as a voter unless it already is one.
+    pub join: Vec<String>,
     pub engine: EngineOptions,
 }
 
@@ -44,6 +49,7 @@ impl Default for ServeConfig {
             cluster_listen: "0.0.0.0:9095".into(),
             cluster_advertise: None,
             bootstrap: true,
+            join: Vec::new(),
             engine: EngineOptions::default(),
         }
     }
@@ -58,6 +64,7 @@ pub struct Running {
     stop_cluster: oneshot::Sender<()>,
     http: JoinHandle<std::io::Result<()>>,
     cluster: JoinHandle<Result<(), tonic_error::Error>>,
+    join: Option<JoinHandle<Result<(), crate::cluster::JoinError>>>,
 }
 
 mod tonic_error {
@@ -102,11 +109,26 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .cluster_advertise
         .clone()
         .unwrap_or_else(|| cluster_addr.to_string());
-    let node_cfg = NodeConfig::new(cfg.node_id, advertise, &cfg.data_dir);
+    let unspecified = advertise
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_unspecified());
+    if unspecified && !cfg.join.is_empty() {
+        anyhow::bail!(
+            "--join needs --cluster-advertise: the cluster address {advertise} is not one \
+             other nodes can reach"
+        );
+    }
+    if unspecified {
+        tracing::warn!(
+            cluster_addr = %advertise,
+            "the cluster address is unspecified; set --cluster-advertise before adding nodes"
+        );
+    }
+    let node_cfg = NodeConfig::new(cfg.node_id, advertise.clone(), &cfg.data_dir);
     let node = RaftNode::open(node_cfg, Transport::Grpc)
         .await
         .with_context(|| format!("opening the data in {}", cfg.data_dir.display()))?;
-    if cfg.bootstrap {
+    if cfg.bootstrap && cfg.join.is_empty() {
         node.bootstrap()
             .await
             .context("bootstrapping a one-node cluster")?;
@@ -125,7 +147,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
     });
 
     let state = AppState::for_node(node.clone(), Engine::new(cfg.engine.clone()));
-    let router = app::router(state);
+    let router = app::router(state).merge(crate::cluster::router(node.clone()));
     let (stop_http, rx) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, router)
@@ -133,6 +155,12 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
                 let _ = rx.await;
             })
             .await
+    });
+    let join = (!cfg.join.is_empty()).then(|| {
+        let (node, urls, advertise) = (node.clone(), cfg.join.clone(), advertise.clone());
+        tokio::spawn(async move {
+            crate::cluster::join(node, &urls, &advertise, Default::default()).await
+        })
     });
     Ok(Running {
         node,
@@ -142,12 +170,31 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         stop_cluster,
         http,
         cluster,
+        join,
     })
 }
 
 impl Running {
+    /// Resolves when joining the cluster (`ServeConfig::join`) has failed for good; pending
+    /// forever when there is nothing to join or the join succeeded.
+    pub async fn join_failure(&mut self) -> crate::cluster::JoinError {
+        if let Some(h) = self.join.as_mut() {
+            match h.await {
+                Ok(Err(e)) => {
+                    self.join = None;
+                    return e;
+                }
+                Ok(Ok(())) | Err(_) => self.join = None,
+            }
+        }
+        std::future::pending().await
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, and checkpoints the engines.
     pub async fn shutdown(self) -> Result<()> {
+        if let Some(j) = &self.join {
+            j.abort();
+        }
         let _ = self.stop_http.send(());
         let _ = self.http.await;
         let _ = self.stop_cluster.send(());
