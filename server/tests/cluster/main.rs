@@ -1,7 +1,8 @@
 //! Three-node clusters of real `o11y serve` processes on loopback: joining with `--join`,
-//! `o11y cluster status|add|remove`, and kill -9 of the leader under remote_write load sent
-//! to a follower.
+//! `o11y cluster status|add|remove`, kill -9 of the leader under remote_write load sent to a
+//! follower, and the files in `deploy/` (`deploy.rs`).
 
+mod deploy;
 mod harness;
 
 use std::collections::BTreeSet;
