@@ -9,6 +9,7 @@
 //!                          header, then ≤1 MiB file pieces          ─► incoming/<id>/ (checked)
 //!                          each with its xxh3                        ─► Raft::install_full_snapshot
 //! follower ── Propose / ReadIndex ──► leader (forwarded writes and read-index requests)
+//! any node ── Admin(ADD_VOTER / REMOVE_NODE) ──► leader (membership changes, node.rs)
 //! ```
 //!
 //! Payloads are O11y's binary encoding (`codec`) inside `bytes` fields. Channels connect

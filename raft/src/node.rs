@@ -13,6 +13,10 @@
 //! here or on the leader, with the engine's per-item results mapped back to the caller's
 //! numbering. Without a leader, or on a leader that has not heard from a quorum within an
 //! election timeout (a minority partition), it fails with a retriable [`ProposeError`].
+//!
+//! Membership: [`RaftNode::add_voter`] (learner, wait until it has the log, then voter) and
+//! [`RaftNode::remove_member`] run on the leader, one at a time; asked of another node they
+//! are forwarded to the leader (gRPC `Admin`), failing with a [`MembershipError`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
