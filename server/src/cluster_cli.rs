@@ -32,8 +32,9 @@ flags:
   --server URL               a member's HTTP address (default http://127.0.0.1:9090)
   --node-id N                (add, remove) the node's id
   --cluster-addr HOST:PORT   (add) the node's node-to-node address (its --cluster-advertise)
-  --timeout DUR              how long to keep retrying while the cluster has no leader
-                             (default 90s)
+  --timeout DUR              how long to keep retrying while the member is unreachable or
+                             the cluster has no leader (default 10s for status, 90s for
+                             add and remove: the leader waits for a new node to catch up)
   -o, --output FORMAT        (status) text or json (default text)
   -h, --help                 this text
 ";
@@ -42,8 +43,14 @@ struct Args {
     server: String,
     node_id: Option<u64>,
     cluster_addr: Option<String>,
-    timeout: Duration,
+    timeout: Option<Duration>,
     json: bool,
+}
+
+impl Args {
+    fn timeout(&self, default: Duration) -> Duration {
+        self.timeout.unwrap_or(default)
+    }
 }
 
 fn parse(args: &[String], duration: fn(&str) -> Result<Duration>) -> Result<Args> {
@@ -51,7 +58,7 @@ fn parse(args: &[String], duration: fn(&str) -> Result<Duration>) -> Result<Args
         server: "http://127.0.0.1:9090".into(),
         node_id: None,
         cluster_addr: None,
-        timeout: Duration::from_secs(90),
+        timeout: None,
         json: false,
     };
     let mut it = args.iter();
@@ -71,7 +78,7 @@ fn parse(args: &[String], duration: fn(&str) -> Result<Duration>) -> Result<Args
                 a.node_id = Some(n);
             }
             "--cluster-addr" => a.cluster_addr = Some(v()?),
-            "--timeout" => a.timeout = duration(&v()?)?,
+            "--timeout" => a.timeout = Some(duration(&v()?)?),
             "-o" | "--output" => match v()?.as_str() {
                 "json" => a.json = true,
                 "text" => a.json = false,
@@ -88,8 +95,13 @@ pub async fn run(args: &[String], duration: fn(&str) -> Result<Duration>) -> Res
     let Some((cmd, rest)) = args.split_first() else {
         bail!("missing command\n\n{USAGE}");
     };
-    let a = parse(rest, duration)?;
+    let mut a = parse(rest, duration)?;
     let base = BaseUrl::parse(&a.server)?;
+    a.timeout = Some(a.timeout(if cmd == "status" {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(90)
+    }));
     match cmd.as_str() {
         "status" => {
             let r = call(&base, "GET", "/api/v1/cluster/status", None, &a).await?;
@@ -135,9 +147,10 @@ async fn call(
     a: &Args,
 ) -> Result<Reply> {
     let start = tokio::time::Instant::now();
+    let timeout = a.timeout(Duration::from_secs(90));
     let mut backoff = Duration::from_millis(200);
     loop {
-        let left = a.timeout.saturating_sub(start.elapsed());
+        let left = timeout.saturating_sub(start.elapsed());
         let err = match request(
             base,
             method,
@@ -159,7 +172,7 @@ async fn call(
             ),
             Err(e) => anyhow!(e),
         };
-        if start.elapsed() + backoff >= a.timeout {
+        if start.elapsed() + backoff >= timeout {
             return Err(err.context(format!("gave up after {:?}", start.elapsed())));
         }
         eprintln!("o11y cluster: {err:#}; retrying");

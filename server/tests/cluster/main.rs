@@ -252,45 +252,55 @@ fn kill_9_of_the_leader_under_remote_write_to_a_follower_loses_no_acknowledged_s
     let target = c.node(follower).http.clone();
     eprintln!("leader {leader}, writing to follower {follower}");
 
-    // One writer, one sample per request, strictly increasing timestamps; bounded in count
-    // and time. Every 2xx is recorded; failures (503 during the election) are not retried.
+    // Three writers, one sample per request, each with its own series and strictly
+    // increasing timestamps; bounded in count and time. Every 2xx is recorded (value
+    // writer * 1e6 + seq); failures (503 during the election) are not retried.
+    const WRITERS: u64 = 3;
     const MAX_WRITES: u64 = 5_000;
     let t0 = now_ms() - 30 * 60_000;
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let acks = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let attempts = Arc::new(AtomicU64::new(0));
+    let attempts: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, acks, failed, attempts, stop) = (
-            acked.clone(),
-            acks.clone(),
-            failed.clone(),
-            attempts.clone(),
-            stop.clone(),
-        );
-        std::thread::spawn(move || {
-            let end = Instant::now() + Duration::from_secs(120);
-            for seq in 0..MAX_WRITES {
-                if stop.load(Ordering::Relaxed) || Instant::now() > end {
-                    break;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (acked, acks, failed, attempts, stop, target) = (
+                acked.clone(),
+                acks.clone(),
+                failed.clone(),
+                attempts.clone(),
+                stop.clone(),
+                target.clone(),
+            );
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(120);
+                let name = format!("kill_test_{w}");
+                for seq in 0..MAX_WRITES {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > end {
+                        break;
+                    }
+                    attempts[w as usize].store(seq + 1, Ordering::Relaxed);
+                    let value = w * 1_000_000 + seq;
+                    let st = write_one(&target, &name, t0 + seq as i64 * 100, value as f64);
+                    if (200..300).contains(&st) {
+                        acked.lock().unwrap().insert(value);
+                        acks.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        assert!(st == 503 || st == 0, "write {value}: unexpected HTTP {st}");
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
-                attempts.store(seq + 1, Ordering::Relaxed);
-                let st = write_one(&target, "kill_test", t0 + seq as i64 * 100, seq as f64);
-                if (200..300).contains(&st) {
-                    acked.lock().unwrap().insert(seq);
-                    acks.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    assert!(st == 503 || st == 0, "write {seq}: unexpected HTTP {st}");
-                    failed.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            })
         })
-    };
+        .collect();
     let progress = |what: &str, more: u64| {
         let base = acks.load(Ordering::Relaxed);
         wait_until(what, DEADLINE, || {
-            assert!(!writer.is_finished(), "the writer stopped early");
+            assert!(
+                writers.iter().all(|w| !w.is_finished()),
+                "a writer stopped early"
+            );
             acks.load(Ordering::Relaxed) >= base + more
         });
     };
@@ -315,25 +325,32 @@ fn kill_9_of_the_leader_under_remote_write_to_a_follower_loses_no_acknowledged_s
     c.node(leader).start();
     progress("writes acknowledged after the restart", 100);
     stop.store(true, Ordering::Relaxed);
-    writer.join().unwrap();
+    for w in writers {
+        w.join().unwrap();
+    }
     let acked = acked.lock().unwrap().clone();
     let failed = failed.load(Ordering::Relaxed);
     c.wait_voters(&[1, 2, 3]);
 
     // Every acknowledged sample is on every node; nothing was invented.
-    let attempted = attempts.load(Ordering::Relaxed);
+    let attempted: Vec<u64> = attempts.iter().map(|a| a.load(Ordering::Relaxed)).collect();
+    let written = |v: u64| v % 1_000_000 < attempted[(v / 1_000_000) as usize];
     for n in &c.nodes {
         let mut last = BTreeSet::new();
         wait_until(
             &format!("node {} holds every acknowledged sample", n.id),
             DEADLINE,
             || {
-                last = values(&n.http, "kill_test", now_ms()).unwrap_or_default();
+                last = (0..WRITERS)
+                    .flat_map(|w| {
+                        values(&n.http, &format!("kill_test_{w}"), now_ms()).unwrap_or_default()
+                    })
+                    .collect();
                 acked.is_subset(&last)
             },
         );
         assert!(
-            last.iter().all(|v| *v < attempted),
+            last.iter().all(|v| written(*v)),
             "node {} holds samples never written",
             n.id
         );
