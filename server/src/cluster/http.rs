@@ -20,18 +20,14 @@ const MAX_RESPONSE_BYTES: usize = 16 << 20;
 pub enum ClientError {
     #[error("invalid server URL {url:?}: {reason}")]
     BadUrl { url: String, reason: String },
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    // The I/O error is part of the message (not a `source`) so that a one-line display of
+    // this error says everything.
+    #[error("cannot connect to {addr}: {error}")]
+    Connect { addr: String, error: std::io::Error },
     #[error("{addr}: no response within {timeout:?}")]
     Timeout { addr: String, timeout: Duration },
-    #[error("{addr}: {source}")]
-    Io {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("{addr}: {error}")]
+    Io { addr: String, error: std::io::Error },
     #[error("{addr}: malformed HTTP response: {reason}")]
     BadResponse { addr: String, reason: String },
 }
@@ -147,15 +143,15 @@ async fn exchange(
     path: &str,
     json_body: Option<&[u8]>,
 ) -> Result<Reply, ClientError> {
-    let io = |source| ClientError::Io {
+    let io = |error| ClientError::Io {
         addr: base.addr.clone(),
-        source,
+        error,
     };
     let mut s = tokio::net::TcpStream::connect(&base.addr)
         .await
-        .map_err(|source| ClientError::Connect {
+        .map_err(|error| ClientError::Connect {
             addr: base.addr.clone(),
-            source,
+            error,
         })?;
     let body = json_body.unwrap_or_default();
     let mut head = format!(

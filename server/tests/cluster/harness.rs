@@ -187,6 +187,19 @@ impl Node {
         }
     }
 
+    /// Waits for the process to exit by itself; returns its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < end, "node {} did not exit", self.id);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn running(&self) -> bool {
         self.child.is_some()
     }

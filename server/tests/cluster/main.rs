@@ -228,6 +228,19 @@ fn nodes_join_with_join_flag_and_the_cli_lists_removes_and_adds_them() {
         );
     }
 
+    // A second process claiming node 3's id at another address is refused and exits.
+    let ports = free_ports(2);
+    let other_root = c.node(1).dir.with_file_name("impostor");
+    std::fs::create_dir_all(&other_root).unwrap();
+    let mut impostor = Node::new(3, ports[0], ports[1], &other_root);
+    impostor.join = vec![c.node(1).url()];
+    impostor.start();
+    let st = impostor.wait_exit();
+    assert!(!st.success(), "{st}");
+    let log = std::fs::read_to_string(impostor.log_path()).unwrap();
+    assert!(log.contains("refused the join"), "{log}");
+    assert!(log.contains("node 3 is already a member at"), "{log}");
+
     // A restarted member with --join is already a voter: it just starts.
     c.node(2).stop();
     c.node(2).start();
