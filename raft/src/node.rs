@@ -651,17 +651,19 @@ impl RaftNode {
             .wait(Some(waited))
             .metrics(
                 |m| {
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(&id))
-                        .and_then(|l| l.as_ref())
-                        .is_some_and(|l| l.index >= at)
+                    // Stop waiting as soon as this node no longer leads.
+                    m.current_leader != Some(self.cfg.id)
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id))
+                            .and_then(|l| l.as_ref())
+                            .is_some_and(|l| l.index >= at)
                 },
                 "the new learner has the log",
             )
             .await;
+        self.ensure_leader()?;
         if caught_up.is_err() {
-            self.ensure_leader()?;
             return Err(MembershipError::CatchUp { id, waited });
         }
         let mut voters: BTreeSet<u64> = self

@@ -230,13 +230,23 @@ async fn membership_changes_asked_of_a_follower_go_through_the_leader() {
     propose_retry(&follower, write(2, 2000)).await;
     assert_eq!(c.wait_converged(&[1, 2, 3]).await.len(), 2);
 
-    // Without a leader a change fails retriably.
-    c.router.isolate(follower.id());
+    // The leader itself can be removed (asked of a follower): the other two elect a leader.
+    follower.remove_member(leader).await.unwrap();
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    let new_leader = c.wait_leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    assert_eq!(c.node(new_leader).status().voters, rest);
+    propose_retry(&follower, write(3, 3000)).await;
+    assert_eq!(c.wait_converged(&rest).await.len(), 3);
+
+    // Without a leader a change fails retriably (asked of an isolated follower).
+    let cut_off = c.node(rest.into_iter().find(|i| *i != new_leader).unwrap());
+    c.router.isolate(cut_off.id());
     wait_until("the isolated follower loses its leader", || {
-        follower.status().leader.is_none()
+        cut_off.status().leader.is_none()
     })
     .await;
-    let e = follower.add_voter(6, "sim-6").await.unwrap_err();
+    let e = cut_off.add_voter(6, "sim-6").await.unwrap_err();
     assert!(e.is_retriable(), "{e}");
     c.router.heal();
 }
