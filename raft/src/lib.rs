@@ -33,7 +33,7 @@ pub use command::{BatchPool, Command, CommandResult, ItemRejection, Request, Res
 pub use log_store::{LogError, LogOptions, LogStore, OpenReport};
 pub use metadata::{MetadataEntry, MetadataStore};
 pub use network::{PeerClient, Transport};
-pub use node::{NodeConfig, NodeError, ProposeError, RaftNode, Status};
+pub use node::{Member, MembershipError, NodeConfig, NodeError, ProposeError, RaftNode, Status};
 pub use sim::SimRouter;
 pub use state_machine::{CheckpointPolicy, SmError, SnapshotFileInfo, SnapshotFiles, StateMachine};
 

@@ -9,6 +9,7 @@
 //!                          header, then ≤1 MiB file pieces          ─► incoming/<id>/ (checked)
 //!                          each with its xxh3                        ─► Raft::install_full_snapshot
 //! follower ── Propose / ReadIndex ──► leader (forwarded writes and read-index requests)
+//! any node ── Admin(ADD_VOTER / REMOVE_NODE) ──► leader (membership changes, node.rs)
 //! ```
 //!
 //! Payloads are O11y's binary encoding (`codec`) inside `bytes` fields. Channels connect
@@ -38,7 +39,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::codec::{self, Reader};
 use crate::command::{Request, Response};
-use crate::node::{ProposeError, RaftNode};
+use crate::node::{MembershipError, ProposeError, RaftNode};
 use crate::pb;
 use crate::sim::SimRouter;
 use crate::state_machine::{decode_snapshot_meta, encode_snapshot_meta, SnapshotFiles};
@@ -481,6 +482,44 @@ impl PeerClient {
         self.client().admin(req).await.map(|r| r.into_inner())
     }
 
+    /// Asks the node (which must lead) to make `id` at `addr` a voter
+    /// ([`RaftNode::add_voter_local`]); `timeout` covers the new node's catch-up.
+    pub async fn add_voter(
+        &self,
+        id: u64,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<(), MembershipError> {
+        let mut r = GrpcRequest::new(pb::AdminRequest {
+            op: pb::admin_request::Op::AddVoter as i32,
+            node_id: id,
+            addr: addr.to_string(),
+            voters: vec![],
+        });
+        r.set_timeout(timeout);
+        self.client()
+            .admin(r)
+            .await
+            .map(|_| ())
+            .map_err(status_to_membership)
+    }
+
+    /// Asks the node (which must lead) to remove `id` ([`RaftNode::remove_member_local`]).
+    pub async fn remove_member(&self, id: u64, timeout: Duration) -> Result<(), MembershipError> {
+        let mut r = GrpcRequest::new(pb::AdminRequest {
+            op: pb::admin_request::Op::RemoveNode as i32,
+            node_id: id,
+            addr: String::new(),
+            voters: vec![],
+        });
+        r.set_timeout(timeout);
+        self.client()
+            .admin(r)
+            .await
+            .map(|_| ())
+            .map_err(status_to_membership)
+    }
+
     /// Reads series from the node.
     pub async fn query(&self, req: pb::QueryRequest) -> Result<pb::QueryReply, Status> {
         self.client().query(req).await.map(|r| r.into_inner())
@@ -494,6 +533,32 @@ fn status_to_propose(s: Status) -> ProposeError {
             ProposeError::Fatal(s.message().to_string())
         }
         _ => ProposeError::Forward(format!("{}: {}", s.code(), s.message())),
+    }
+}
+
+fn status_to_membership(s: Status) -> MembershipError {
+    match s.code() {
+        tonic::Code::FailedPrecondition | tonic::Code::InvalidArgument => {
+            MembershipError::Refused(s.message().to_string())
+        }
+        tonic::Code::Internal | tonic::Code::DataLoss => {
+            MembershipError::Fatal(s.message().to_string())
+        }
+        _ => MembershipError::Unavailable(ProposeError::Forward(format!(
+            "{}: {}",
+            s.code(),
+            s.message()
+        ))),
+    }
+}
+
+/// Maps a membership error to a gRPC status (retriable ones are `Unavailable`, refusals
+/// `FailedPrecondition`).
+pub fn membership_to_status(e: MembershipError) -> Status {
+    match e {
+        MembershipError::Refused(m) => Status::failed_precondition(m),
+        MembershipError::Fatal(m) => Status::internal(m),
+        other => Status::unavailable(other.to_string()),
     }
 }
 
@@ -635,7 +700,18 @@ impl pb::raft_server::Raft for RaftGrpc {
                     .change_membership(req.voters.iter().copied().collect(), true)
                     .await
             }
-            Op::RemoveNode => self.node.remove_node(req.node_id).await,
+            Op::RemoveNode => {
+                return match self.node.remove_member_local(req.node_id).await {
+                    Ok(()) => Ok(GrpcResponse::new(status_reply(&self.node))),
+                    Err(e) => Err(membership_to_status(e)),
+                }
+            }
+            Op::AddVoter => {
+                return match self.node.add_voter_local(req.node_id, &req.addr).await {
+                    Ok(()) => Ok(GrpcResponse::new(status_reply(&self.node))),
+                    Err(e) => Err(membership_to_status(e)),
+                }
+            }
         };
         res.map_err(propose_to_status)?;
         Ok(GrpcResponse::new(status_reply(&self.node)))

@@ -13,6 +13,10 @@
 //! here or on the leader, with the engine's per-item results mapped back to the caller's
 //! numbering. Without a leader, or on a leader that has not heard from a quorum within an
 //! election timeout (a minority partition), it fails with a retriable [`ProposeError`].
+//!
+//! Membership: [`RaftNode::add_voter`] (learner, wait until it has the log, then voter) and
+//! [`RaftNode::remove_member`] run on the leader, one at a time; asked of another node they
+//! are forwarded to the leader (gRPC `Admin`), failing with a [`MembershipError`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -57,6 +61,9 @@ pub struct NodeConfig {
     pub propose_timeout: Duration,
     /// Timeout of one node-to-node RPC (snapshots get ten times this per chunk stream).
     pub rpc_timeout: Duration,
+    /// How long the leader waits for a joining node to catch up (as a learner) before it
+    /// gives up on promoting it to voter ([`RaftNode::add_voter`]; the joiner retries).
+    pub join_catch_up_timeout: Duration,
     pub tsdb: o11y_tsdb::Options,
     pub log: LogOptions,
 }
@@ -80,6 +87,7 @@ impl NodeConfig {
             max_inflight: 64,
             propose_timeout: Duration::from_secs(5),
             rpc_timeout: Duration::from_secs(5),
+            join_catch_up_timeout: Duration::from_secs(60),
             tsdb: o11y_tsdb::Options::default(),
             log: LogOptions::default(),
         }
@@ -119,6 +127,56 @@ pub enum NodeError {
     Raft(String),
 }
 
+/// Why a membership change ([`RaftNode::add_voter`], [`RaftNode::remove_member`]) failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum MembershipError {
+    /// No leader, no quorum, the leader unreachable: retry.
+    #[error(transparent)]
+    Unavailable(ProposeError),
+    /// An earlier change is not committed yet: retry.
+    #[error("another membership change is in progress")]
+    InProgress,
+    /// The joining node did not receive the log in time; it stays a learner until a retry
+    /// promotes it.
+    #[error("node {id} has not caught up with the leader's log within {waited:?}; it stays a learner until the join is retried")]
+    CatchUp { id: u64, waited: Duration },
+    /// The change cannot succeed as asked (conflicting address, unknown node, last voter).
+    #[error("{0}")]
+    Refused(String),
+    #[error("fatal: {0}")]
+    Fatal(String),
+}
+
+impl MembershipError {
+    /// True when a retry (after a short backoff) may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            MembershipError::Unavailable(e) => e.is_retriable(),
+            MembershipError::InProgress | MembershipError::CatchUp { .. } => true,
+            MembershipError::Refused(_) | MembershipError::Fatal(_) => false,
+        }
+    }
+}
+
+impl From<ProposeError> for MembershipError {
+    fn from(e: ProposeError) -> Self {
+        match e {
+            ProposeError::Fatal(m) => MembershipError::Fatal(m),
+            other => MembershipError::Unavailable(other),
+        }
+    }
+}
+
+/// One member of the cluster as the membership config names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: u64,
+    /// Its node-to-node gRPC address.
+    pub addr: String,
+    /// A voter (else a learner).
+    pub voter: bool,
+}
+
 struct Pending {
     req: Request,
     commands: usize,
@@ -149,6 +207,9 @@ pub struct RaftNode {
     transport: Transport,
     coalescer: mpsc::Sender<Pending>,
     forward_clients: Mutex<HashMap<String, crate::network::PeerClient>>,
+    /// Serializes membership changes started on this node (openraft refuses a change while
+    /// the previous one is uncommitted).
+    membership_lock: tokio::sync::Mutex<()>,
 }
 
 impl RaftNode {
@@ -192,6 +253,7 @@ impl RaftNode {
             transport,
             coalescer: tx,
             forward_clients: Mutex::new(HashMap::new()),
+            membership_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(coalesce(
             node.raft.clone(),
@@ -506,6 +568,194 @@ impl RaftNode {
         }
     }
 
+    /// The members (voters and learners) with their addresses, as this node knows them.
+    pub fn members(&self) -> Vec<Member> {
+        let m = self.raft.metrics().borrow().membership_config.clone();
+        let mem = m.membership();
+        let voters: BTreeSet<u64> = mem.voter_ids().collect();
+        mem.nodes()
+            .map(|(id, n)| Member {
+                id: *id,
+                addr: n.addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect()
+    }
+
+    /// Makes node `id` (reachable at `addr`) a voter: on the leader directly, from any other
+    /// node through the leader. Idempotent: a voter at the same address is left alone.
+    pub async fn add_voter(&self, id: u64, addr: &str) -> Result<(), MembershipError> {
+        if id == 0 || addr.is_empty() {
+            return Err(MembershipError::Refused(
+                "a node to add needs an id of at least 1 and an address".into(),
+            ));
+        }
+        match self.leader() {
+            (Some(l), _) if l == self.cfg.id => self.add_voter_local(id, addr).await,
+            (Some(l), Some(leader_addr)) => match &self.transport {
+                Transport::Sim(router) => {
+                    router
+                        .reach(self.cfg.id, l)
+                        .await?
+                        .add_voter_local(id, addr)
+                        .await
+                }
+                Transport::Grpc => {
+                    let client =
+                        crate::network::PeerClient::new(&leader_addr, self.cfg.rpc_timeout);
+                    client
+                        .add_voter(
+                            id,
+                            addr,
+                            self.cfg.join_catch_up_timeout + self.cfg.rpc_timeout,
+                        )
+                        .await
+                }
+            },
+            _ => Err(MembershipError::Unavailable(ProposeError::NoLeader)),
+        }
+    }
+
+    /// On the leader: adds `id` as a learner, waits (up to `join_catch_up_timeout`) until it
+    /// has the log up to that change, then makes it a voter.
+    pub async fn add_voter_local(&self, id: u64, addr: &str) -> Result<(), MembershipError> {
+        if id == 0 || addr.is_empty() {
+            return Err(MembershipError::Refused(
+                "a node to add needs an id of at least 1 and an address".into(),
+            ));
+        }
+        let _serial = self.membership_lock.lock().await;
+        self.ensure_leader()?;
+        let members = self.members();
+        if let Some(m) = members.iter().find(|m| m.id == id) {
+            if m.addr != addr {
+                return Err(MembershipError::Refused(format!(
+                    "node {id} is already a member at {}; remove it first to change its address",
+                    m.addr
+                )));
+            }
+            if m.voter {
+                return Ok(());
+            }
+        }
+        if let Some(m) = members.iter().find(|m| m.addr == addr && m.id != id) {
+            return Err(MembershipError::Refused(format!(
+                "address {addr} already belongs to node {}",
+                m.id
+            )));
+        }
+        let resp = self
+            .raft
+            .add_learner(id, BasicNode::new(addr), false)
+            .await
+            .map_err(membership_err)?;
+        let at = resp.log_id.index;
+        let waited = self.cfg.join_catch_up_timeout;
+        let caught_up = self
+            .raft
+            .wait(Some(waited))
+            .metrics(
+                |m| {
+                    // Stop waiting as soon as this node no longer leads.
+                    m.current_leader != Some(self.cfg.id)
+                        || m.replication
+                            .as_ref()
+                            .and_then(|r| r.get(&id))
+                            .and_then(|l| l.as_ref())
+                            .is_some_and(|l| l.index >= at)
+                },
+                "the new learner has the log",
+            )
+            .await;
+        self.ensure_leader()?;
+        if caught_up.is_err() {
+            return Err(MembershipError::CatchUp { id, waited });
+        }
+        let mut voters: BTreeSet<u64> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        voters.insert(id);
+        self.raft
+            .change_membership(voters, true)
+            .await
+            .map_err(membership_err)?;
+        tracing::info!(node = id, %addr, "node joined the cluster as a voter");
+        Ok(())
+    }
+
+    /// Removes node `id` from the cluster (voter or learner): on the leader directly, from
+    /// any other node through the leader. Refuses unknown nodes and the last voter.
+    pub async fn remove_member(&self, id: u64) -> Result<(), MembershipError> {
+        match self.leader() {
+            (Some(l), _) if l == self.cfg.id => self.remove_member_local(id).await,
+            (Some(l), Some(leader_addr)) => match &self.transport {
+                Transport::Sim(router) => {
+                    router
+                        .reach(self.cfg.id, l)
+                        .await?
+                        .remove_member_local(id)
+                        .await
+                }
+                Transport::Grpc => {
+                    let client =
+                        crate::network::PeerClient::new(&leader_addr, self.cfg.rpc_timeout);
+                    client.remove_member(id, self.cfg.propose_timeout * 2).await
+                }
+            },
+            _ => Err(MembershipError::Unavailable(ProposeError::NoLeader)),
+        }
+    }
+
+    /// On the leader: [`RaftNode::remove_member`].
+    pub async fn remove_member_local(&self, id: u64) -> Result<(), MembershipError> {
+        let _serial = self.membership_lock.lock().await;
+        self.ensure_leader()?;
+        let members = self.members();
+        let Some(m) = members.iter().find(|m| m.id == id) else {
+            let ids: Vec<String> = members.iter().map(|m| m.id.to_string()).collect();
+            return Err(MembershipError::Refused(format!(
+                "node {id} is not a member of the cluster (members: {})",
+                ids.join(", ")
+            )));
+        };
+        if m.voter && members.iter().filter(|m| m.voter).count() == 1 {
+            return Err(MembershipError::Refused(format!(
+                "node {id} is the only voter; the last voter cannot be removed"
+            )));
+        }
+        if m.voter {
+            let rest: BTreeSet<u64> = members
+                .iter()
+                .filter(|x| x.voter && x.id != id)
+                .map(|x| x.id)
+                .collect();
+            self.raft
+                .change_membership(rest, false)
+                .await
+                .map_err(membership_err)?;
+        } else {
+            self.raft
+                .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+                .await
+                .map_err(membership_err)?;
+        }
+        tracing::info!(node = id, "node removed from the cluster");
+        Ok(())
+    }
+
+    fn ensure_leader(&self) -> Result<(), MembershipError> {
+        if self.raft.metrics().borrow().current_leader == Some(self.cfg.id) {
+            Ok(())
+        } else {
+            Err(MembershipError::Unavailable(ProposeError::NoLeader))
+        }
+    }
+
     /// This node's view of the cluster.
     pub fn status(&self) -> Status {
         let m = self.raft.metrics().borrow().clone();
@@ -549,6 +799,21 @@ fn write_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ProposeErro
             ProposeError::Fatal(e.to_string())
         }
         RaftError::Fatal(f) => ProposeError::Fatal(f.to_string()),
+    }
+}
+
+fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> MembershipError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            MembershipError::Unavailable(ProposeError::NoLeader)
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            openraft::error::ChangeMembershipError::InProgress(_),
+        )) => MembershipError::InProgress,
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            MembershipError::Refused(e.to_string())
+        }
+        RaftError::Fatal(f) => MembershipError::Fatal(f.to_string()),
     }
 }
 

@@ -205,6 +205,14 @@ impl SimRouter {
         n.propose_local(req).await
     }
 
+    /// The node `to` as reached from `from` (faults apply), for membership changes a follower
+    /// hands to the leader.
+    pub(crate) async fn reach(&self, from: u64, to: u64) -> Result<Arc<RaftNode>, ProposeError> {
+        self.route(from, to)
+            .await
+            .map_err(|(_, e)| ProposeError::Forward(e.to_string()))
+    }
+
     pub(crate) async fn read_index(&self, from: u64, to: u64) -> Result<u64, ProposeError> {
         let n = self
             .route(from, to)

@@ -12,10 +12,11 @@
 //! [`ingest`] (the remote_write handler), [`otlp`] (OTLP metrics over gRPC and HTTP, translated
 //! as Prometheus's OTLP receiver does), [`app`] (shared state and the router), [`serve`]
 //! (starting and stopping a node), [`config`] (the `--config` file), [`telemetry`] (the
-//! server's own metrics on `/metrics`).
+//! server's own metrics on `/metrics`), [`cluster`] (membership: admin endpoints and `--join`).
 
 pub mod api;
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod ingest;
 pub mod otlp;

@@ -1,5 +1,6 @@
 //! The `o11y` binary: `o11y serve` runs a node (a one-member cluster by default, data in
 //! `./data`). Settings come from defaults, then `--config FILE`, then the other flags.
+//! `o11y cluster` inspects and changes a cluster's membership (`cluster_cli`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -7,6 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use o11y_server::config::{self, LogFormat, LogLevel};
 use o11y_server::serve::{self, ServeConfig};
+
+mod cluster_cli;
 
 /// mimalloc instead of glibc's malloc: ingest allocates and frees many small label strings per
 /// request from several threads, where glibc's arenas spent a third of the CPU (measured with
@@ -29,6 +32,7 @@ fn tune_allocator() {
 
 const USAGE: &str = "\
 usage: o11y serve [flags]
+       o11y cluster status|add|remove [flags]   (see o11y cluster --help)
 
 Runs an O11y node: a one-member cluster unless told otherwise, data in --data-dir.
 
@@ -56,6 +60,10 @@ flags (each overrides the same setting in --config):
   --storage.tsdb.out-of-order-window DUR
                              accept samples this far behind a series' newest one
                              (default 10m, at most half the 2h block range)
+  --join URL[,URL...]        join the cluster of these members (HTTP URLs, e.g.
+                             http://node1:9090): never bootstrap, ask them to add this node
+                             as a voter (retried for up to 10 minutes; nothing to do when it
+                             already is one); needs a reachable --cluster-advertise
   --query.lookback-delta DUR how far back an instant selector looks (default 5m)
   --query.timeout DUR        maximum query time (default 2m)
   --query.max-samples N      maximum samples one query holds (default 50000000)
@@ -77,6 +85,33 @@ fn main() -> ExitCode {
             };
         }
         Some("serve") => {}
+        Some("cluster") => {
+            if args.len() < 2 || args.iter().any(|a| a == "-h" || a == "--help") {
+                print!("{}", cluster_cli::USAGE);
+                return if args.len() < 2 {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("o11y: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            return match rt.block_on(cluster_cli::run(&args[1..], duration)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("o11y cluster: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some(other) => {
             eprintln!("o11y: unknown command {other:?}\n\n{USAGE}");
             return ExitCode::FAILURE;
@@ -165,6 +200,12 @@ fn parse(args: &[String]) -> Result<(ServeConfig, bool)> {
                 cfg.tsdb.ooo_window_ms =
                     ms(duration(&v()?).context("--storage.tsdb.out-of-order-window")?)
             }
+            "--join" => cfg.join.extend(
+                v()?.split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(String::from),
+            ),
             "--query.lookback-delta" => {
                 cfg.engine.lookback_delta_ms = duration(&v()?)?.as_millis() as i64
             }
@@ -209,7 +250,7 @@ async fn run(args: &[String]) -> Result<()> {
         sub.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
-    let running = serve::start(cfg.clone()).await?;
+    let mut running = serve::start(cfg.clone()).await?;
     tracing::info!(
         node_id = cfg.node_id,
         data_dir = %cfg.data_dir.display(),
@@ -224,6 +265,11 @@ async fn run(args: &[String]) -> Result<()> {
     let sig = tokio::select! {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
+        e = running.join_failure() => {
+            tracing::error!(error = %e, "cannot join the cluster; shutting down");
+            running.shutdown().await?;
+            return Err(e.into());
+        }
     };
     tracing::info!(signal = sig, "shutting down");
     running.shutdown().await
@@ -275,6 +321,14 @@ mod tests {
         assert!(parse(&a(&["--log.level", "loud"])).is_err());
         assert!(parse(&a(&["--node-id"])).is_err());
         assert!(parse(&a(&["--node-id", "0"])).is_err());
+        let (cfg, _) = parse(&a(&[
+            "--join",
+            "http://a:9090, http://b:9090",
+            "--join",
+            "c:1",
+        ]))
+        .unwrap();
+        assert_eq!(cfg.join, ["http://a:9090", "http://b:9090", "c:1"]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //!   ServeConfig ─► config::validate ─► check the data dir ─► bind all listeners (clear
 //!     error if taken)
 //!     ─► RaftNode::open (replays the log into the engines) ─► bootstrap when alone
-//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router) + OTLP gRPC (otlp::grpc)
-//!        + OTLP HTTP (otlp::http::router) ─► Running::shutdown on SIGTERM
+//!     ─► cluster gRPC (o11y-raft) + HTTP (app::router + cluster::router) + OTLP gRPC
+//!        (otlp::grpc) + OTLP HTTP (otlp::http::router)
+//!     ─► with `join`: cluster::join in the background (Running::join_failure reports it)
+//!     ─► Running::shutdown on SIGTERM
 //! ```
 
 use std::net::SocketAddr;
@@ -40,12 +42,13 @@ pub struct ServeConfig {
     pub otlp_http_listen: String,
     /// Make this node a one-member cluster if it has never been part of one.
     pub bootstrap: bool,
+    /// HTTP base URLs of members to join through (`--join`, `cluster.join` in the config
+    /// file); when set, the node never
+    /// bootstraps and asks them to add it as a voter unless it already is one.
+    pub join: Vec<String>,
     pub engine: EngineOptions,
     /// The metrics engine: retention, out-of-order window, block ranges, label limits.
     pub tsdb: o11y_tsdb::Options,
-    /// Addresses of cluster members to join (`cluster.join` in the config file). Joining is
-    /// not done by `start` yet: a non-empty list is logged as a warning.
-    pub join: Vec<String>,
     /// Logging (applied by the binary; reported by the status API).
     pub log: LogConfig,
     /// The `--config` file these values came from, if any.
@@ -63,9 +66,9 @@ impl Default for ServeConfig {
             otlp_grpc_listen: "0.0.0.0:4317".into(),
             otlp_http_listen: "0.0.0.0:4318".into(),
             bootstrap: true,
+            join: Vec::new(),
             engine: EngineOptions::default(),
             tsdb: o11y_tsdb::Options::default(),
-            join: Vec::new(),
             log: LogConfig::default(),
             config_file: None,
         }
@@ -88,6 +91,7 @@ pub struct Running {
     stop_cluster: oneshot::Sender<()>,
     http: JoinHandle<std::io::Result<()>>,
     cluster: JoinHandle<Result<(), tonic_error::Error>>,
+    join: Option<JoinHandle<Result<(), crate::cluster::JoinError>>>,
 }
 
 mod tonic_error {
@@ -151,12 +155,27 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         .cluster_advertise
         .clone()
         .unwrap_or_else(|| cluster_addr.to_string());
-    let mut node_cfg = NodeConfig::new(cfg.node_id, advertise, &cfg.data_dir);
+    let unspecified = advertise
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_unspecified());
+    if unspecified && !cfg.join.is_empty() {
+        anyhow::bail!(
+            "--join needs --cluster-advertise: the cluster address {advertise} is not one \
+             other nodes can reach"
+        );
+    }
+    if unspecified {
+        tracing::warn!(
+            cluster_addr = %advertise,
+            "the cluster address is unspecified; set --cluster-advertise before adding nodes"
+        );
+    }
+    let mut node_cfg = NodeConfig::new(cfg.node_id, advertise.clone(), &cfg.data_dir);
     node_cfg.tsdb = cfg.tsdb.clone();
     let node = RaftNode::open(node_cfg, Transport::Grpc)
         .await
         .with_context(|| format!("opening the data in {}", cfg.data_dir.display()))?;
-    if cfg.bootstrap {
+    if cfg.bootstrap && cfg.join.is_empty() {
         node.bootstrap()
             .await
             .context("bootstrapping a one-node cluster")?;
@@ -174,9 +193,6 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         }
     });
 
-    if !cfg.join.is_empty() {
-        tracing::warn!(join = ?cfg.join, "cluster.join is not acted on by this server yet");
-    }
     let mut state = AppState::for_node(node.clone(), Engine::new(cfg.engine.clone()));
     state.info = Arc::new(ServerInfo {
         flags: config::flags(&cfg),
@@ -200,7 +216,7 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
             })
             .await
     });
-    let router = app::router(state);
+    let router = app::router(state).merge(crate::cluster::router(node.clone()));
     let (stop_http, rx) = oneshot::channel::<()>();
     let http = tokio::spawn(async move {
         axum::serve(http_listener, router)
@@ -208,6 +224,12 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
                 let _ = rx.await;
             })
             .await
+    });
+    let join = (!cfg.join.is_empty()).then(|| {
+        let (node, urls, advertise) = (node.clone(), cfg.join.clone(), advertise.clone());
+        tokio::spawn(async move {
+            crate::cluster::join(node, &urls, &advertise, Default::default()).await
+        })
     });
     Ok(Running {
         node,
@@ -222,12 +244,31 @@ pub async fn start(cfg: ServeConfig) -> Result<Running> {
         stop_cluster,
         http,
         cluster,
+        join,
     })
 }
 
 impl Running {
+    /// Resolves when joining the cluster (`ServeConfig::join`) has failed for good; pending
+    /// forever when there is nothing to join or the join succeeded.
+    pub async fn join_failure(&mut self) -> crate::cluster::JoinError {
+        if let Some(h) = self.join.as_mut() {
+            match h.await {
+                Ok(Err(e)) => {
+                    self.join = None;
+                    return e;
+                }
+                Ok(Ok(())) | Err(_) => self.join = None,
+            }
+        }
+        std::future::pending().await
+    }
+
     /// Stops accepting requests, lets in-flight ones finish, and checkpoints the engines.
     pub async fn shutdown(self) -> Result<()> {
+        if let Some(j) = &self.join {
+            j.abort();
+        }
         for stop in self.stop_otlp {
             let _ = stop.send(());
         }

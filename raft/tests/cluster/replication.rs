@@ -1,7 +1,8 @@
 //! Replication on a healthy network: every node applies the same entries; followers forward
-//! writes; results come back in the caller's numbering; a new node catches up by snapshot.
+//! writes; results come back in the caller's numbering; a new node catches up by snapshot;
+//! membership changes asked of a follower go through the leader.
 
-use o11y_raft::{Command, CommandResult};
+use o11y_raft::{Command, CommandResult, MembershipError};
 use o11y_tsdb::labels::Label;
 use o11y_tsdb::{Sample, SeriesSamples, WriteBatch, DEFAULT_TENANT};
 
@@ -249,4 +250,66 @@ async fn metadata_is_replicated_kept_across_restarts_and_sent_in_snapshots() {
     c.wait_converged(&[1, 2, 3, 4]).await;
     assert!(c.node(4).raft().metrics().borrow().snapshot.is_some());
     assert_eq!(c.node(4).metadata().list(DEFAULT_TENANT), want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn membership_changes_asked_of_a_follower_go_through_the_leader() {
+    let c = Cluster::start(3, 10_000).await;
+    let leader = c.wait_leader(&[1, 2, 3]).await;
+    propose_retry(&c.node(leader), write(1, 1000)).await;
+    let follower = c.node([1, 2, 3].into_iter().find(|i| *i != leader).unwrap());
+
+    // A fourth node joins through a follower: learner, caught up, then voter.
+    c.open(4).await;
+    follower.add_voter(4, "sim-4").await.unwrap();
+    let st = c.node(leader).status();
+    assert_eq!(st.voters, vec![1, 2, 3, 4], "{st:?}");
+    assert_eq!(c.wait_converged(&[1, 2, 3, 4]).await.len(), 1);
+    // Again: a voter at the same address is left alone.
+    follower.add_voter(4, "sim-4").await.unwrap();
+    assert_eq!(c.node(leader).status().voters, vec![1, 2, 3, 4]);
+
+    // Refusals say what is wrong and are not retriable.
+    let refused = |r: Result<(), MembershipError>, want: &str| {
+        let e = r.unwrap_err();
+        assert!(!e.is_retriable(), "{e}");
+        assert!(e.to_string().contains(want), "{e}");
+    };
+    refused(
+        follower.add_voter(4, "sim-elsewhere").await,
+        "already a member at sim-4",
+    );
+    refused(
+        follower.add_voter(5, "sim-4").await,
+        "already belongs to node 4",
+    );
+    refused(follower.add_voter(0, "sim-0").await, "at least 1");
+    refused(follower.remove_member(9).await, "node 9 is not a member");
+
+    // Removal through a follower, then the cluster still commits.
+    follower.remove_member(4).await.unwrap();
+    let st = c.node(leader).status();
+    assert_eq!((st.voters, st.learners), (vec![1, 2, 3], vec![]));
+    propose_retry(&follower, write(2, 2000)).await;
+    assert_eq!(c.wait_converged(&[1, 2, 3]).await.len(), 2);
+
+    // The leader itself can be removed (asked of a follower): the other two elect a leader.
+    follower.remove_member(leader).await.unwrap();
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|i| *i != leader).collect();
+    let new_leader = c.wait_leader(&rest).await;
+    assert_ne!(new_leader, leader);
+    assert_eq!(c.node(new_leader).status().voters, rest);
+    propose_retry(&follower, write(3, 3000)).await;
+    assert_eq!(c.wait_converged(&rest).await.len(), 3);
+
+    // Without a leader a change fails retriably (asked of an isolated follower).
+    let cut_off = c.node(rest.into_iter().find(|i| *i != new_leader).unwrap());
+    c.router.isolate(cut_off.id());
+    wait_until("the isolated follower loses its leader", || {
+        cut_off.status().leader.is_none()
+    })
+    .await;
+    let e = cut_off.add_voter(6, "sim-6").await.unwrap_err();
+    assert!(e.is_retriable(), "{e}");
+    c.router.heal();
 }
