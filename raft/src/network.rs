@@ -56,7 +56,11 @@ const SNAPSHOT_CHUNK: u64 = 1 << 20;
 /// and coalesced entries reach `max_entry_bytes` (1 MiB) each, so a lagging follower was sent
 /// hundreds of MiB at once, timed out every time and never caught up. A few MiB go through
 /// loopback, the follower's log append and its fsync well within the interval.
-pub const MAX_APPEND_BYTES: usize = 2 << 20;
+///
+/// 1 MiB with a 100 ms heartbeat: with 2 MiB and 50 ms, appends under remote_write load on
+/// two shared cores took longer than the interval (ingest-bench `--spawn 3`); with 512 KiB
+/// the one request in flight per follower carried too little (80k samples/s, against 133k).
+pub const MAX_APPEND_BYTES: usize = 1 << 20;
 
 /// How nodes reach each other.
 #[derive(Clone)]

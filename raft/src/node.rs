@@ -77,7 +77,11 @@ impl NodeConfig {
             // A follower starts an election after the leader lease (election_max) plus a random
             // election timeout without heartbeats: 0.75–1 s, up to 2.5 s when the survivors'
             // logs differ (openraft waits 2 × election_max more for the shorter log).
-            heartbeat_ms: 50,
+            // openraft also bounds every AppendEntries call by the heartbeat interval: at 50 ms
+            // a three-node cluster on two shared cores under remote_write load timed out its
+            // appends (which include the follower's fsync) and backed off for 1.6 s at a time
+            // (ingest-bench: 14–48k samples/s with 503s); at 100 ms it runs 133k/s, no errors.
+            heartbeat_ms: 100,
             election_min_ms: 250,
             election_max_ms: 500,
             snapshot_every_entries: 20_000,
