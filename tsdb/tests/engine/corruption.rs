@@ -32,9 +32,12 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every series' labels and its samples (timestamp, value bits).
+type SeriesData = Vec<(String, Vec<(i64, u64)>)>;
+
 /// Opening and reading everything either succeeds with the right data or fails with an error
 /// naming a file; it never panics.
-fn open_and_read(dir: &Path) -> Result<Vec<(String, Vec<(i64, u64)>)>, String> {
+fn open_and_read(dir: &Path) -> Result<SeriesData, String> {
     let db = Db::open(dir, small_opts()).map_err(|e| e.to_string())?;
     let all = m(o11y_tsdb::matcher::MatchOp::Regex, "__name__", ".+");
     let series = db

@@ -30,13 +30,13 @@ fn make_batch(i: u64) -> WriteBatch {
             t,
             v: (i * 7 + s) as f64,
         }];
-        if i % 7 == 0 && i > 5 {
+        if i.is_multiple_of(7) && i > 5 {
             samples.push(Sample {
                 t: t - 3500,
                 v: -(s as f64),
             });
         }
-        if i % 11 == 0 {
+        if i.is_multiple_of(11) {
             samples.push(Sample {
                 t,
                 v: (i * 7 + s) as f64,
@@ -176,26 +176,25 @@ fn child_writer() {
     for (i, tenant, b) in log.iter().filter(|(i, ..)| *i > from) {
         db.apply(tenant, b, *i).unwrap();
     }
-    let mut next = log.last().map_or(1, |l| l.0 + 1);
+    let first = log.last().map_or(1, |l| l.0 + 1);
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .unwrap();
     let stdout = std::io::stdout();
-    for _ in 0..20_000 {
-        let tenant = TENANTS[(next % 5 == 0) as usize];
+    for next in first..first + 20_000 {
+        let tenant = TENANTS[next.is_multiple_of(5) as usize];
         let b = make_batch(next);
         f.write_all(&encode(next, tenant, &b)).unwrap();
         db.apply(tenant, &b, next).unwrap();
-        if next % 37 == 0 {
+        if next.is_multiple_of(37) {
             db.checkpoint().unwrap();
         }
-        if next % 101 == 0 {
+        if next.is_multiple_of(101) {
             db.compact().unwrap();
         }
         writeln!(stdout.lock(), "applied {next}").unwrap();
-        next += 1;
     }
 }
 

@@ -43,7 +43,8 @@ fn prometheus_matcher_semantics_in_head_and_blocks() {
         1,
     )
     .unwrap();
-    let cases: Vec<(Vec<(MatchOp, &str, &str)>, Vec<&str>)> = vec![
+    type Case<'a> = (Vec<(MatchOp, &'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         (vec![(Equal, "env", "prod")], vec!["1"]),
         (vec![(Regex, "env", "prod")], vec!["1"]), // anchored: not "production"
         (vec![(Regex, "env", "prod.*")], vec!["1", "2"]),
